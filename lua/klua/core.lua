@@ -1,0 +1,214 @@
+-- core.lua — the FFI boundary: loads libklua, declares its API from the
+-- header text embedded in the library, turns C errors into Lua errors at the
+-- user's line, and tells the GC about memory held in C.
+local ffi = require("ffi")
+
+local core = {}
+
+-- The directory holding klua/*.lua, used to find the library and to tell
+-- library frames from user frames in error reports.
+local source = debug.getinfo(1, "S").source
+local lua_dir = source:match("^@(.*)[/\\]klua[/\\]core%.lua$") or "."
+core.lua_dir = lua_dir
+
+ffi.cdef("const char *kl_cdef(void);")
+
+local function try_load()
+  if rawget(_G, "KLUA_EMBEDDED") then
+    local ok = pcall(function() return ffi.C.kl_cdef end)
+    if ok then return ffi.C end
+  end
+  local build = os.getenv("KLUA_BUILD") or "build"
+  local candidates = {
+    os.getenv("KLUA_LIB"),
+    lua_dir .. "/../" .. build .. "/libklua.so",   -- source tree: lua/ beside build/
+    lua_dir .. "/../../../lib/libklua.so",         -- installed: PREFIX/share/klua/lua
+    "klua",
+  }
+  local errors = {}
+  for i = 1, 4 do
+    local path = candidates[i]
+    if path then
+      local ok, lib = pcall(ffi.load, path)
+      if ok then return lib end
+      errors[#errors + 1] = tostring(lib)
+    end
+  end
+  error("klua: cannot load libklua (run `make` first): " .. table.concat(errors, "; "), 0)
+end
+
+local C = try_load()
+core.C = C
+ffi.cdef((ffi.string(C.kl_cdef()):gsub("const char %*kl_cdef%(void%);", "")))
+core.ffi = ffi
+
+-- Errors -------------------------------------------------------------------
+
+local lib_prefix = "@" .. lua_dir .. "/klua/"
+local function is_library_frame(src)
+  return src:sub(1, #lib_prefix) == lib_prefix or src == "=[C]"
+end
+
+--- raise(msg): error reported at the first stack frame outside the library.
+function core.raise(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then level = 2; break end
+    if not is_library_frame(info.source) then break end
+    level = level + 1
+  end
+  error(msg, level)
+end
+
+function core.last_error() return ffi.string(C.kl_last_error()) end
+
+function core.check(rc)
+  if rc < 0 then core.raise(core.last_error()) end
+  return rc
+end
+
+-- Memory: LuaJIT's GC sees a tensor as a few bytes of cdata, not the buffer
+-- behind it. When C-side bytes grow past a threshold we run a full collection
+-- (finalizers free the buffers), then move the threshold to twice what is
+-- still alive, so long loops stay flat without collecting on every call.
+local MIN_THRESHOLD = 64 * 1024 * 1024
+local threshold = MIN_THRESHOLD
+local release = C.kl_tensor_release
+
+local function account()
+  if C.kl_mem_live_bytes() > threshold then
+    collectgarbage()
+    local live = tonumber(C.kl_mem_live_bytes())
+    threshold = math.max(2 * live, MIN_THRESHOLD)
+  end
+end
+core.account = account
+
+--- wrap(p): own a kl_tensor* returned by C (NULL raises the C error).
+function core.wrap(p)
+  if p == nil then core.raise(core.last_error()) end
+  account()
+  return ffi.gc(p, release)
+end
+
+-- Shapes --------------------------------------------------------------------
+
+local dims_buf = ffi.new("int64_t[8]")
+
+--- shape_arg(shape, what): a Lua shape table (or a number) as (nd, int64_t*).
+-- The buffer is reused: use it before the next call.
+function core.shape_arg(shape, what)
+  if type(shape) == "number" then shape = {shape} end
+  if type(shape) ~= "table" then
+    core.raise(("%s: expected a shape table like {2, 3}, got %s"):format(what, type(shape)))
+  end
+  local nd = #shape
+  if nd > 8 then core.raise(("%s: rank %d is not supported (at most 8)"):format(what, nd)) end
+  for i = 1, nd do
+    local d = shape[i]
+    if type(d) ~= "number" or d < 0 or d ~= math.floor(d) then
+      core.raise(("%s: shape entries must be non-negative integers, got %s at position %d"):format(what, tostring(d), i))
+    end
+    dims_buf[i - 1] = d
+  end
+  return nd, dims_buf
+end
+
+--- shape_of(t): a tensor's shape as a Lua table.
+function core.shape_of(t)
+  local s = {}
+  for i = 0, t.nd - 1 do s[i + 1] = tonumber(t.dims[i]) end
+  return s
+end
+
+function core.shape_str(shape)
+  local parts = {}
+  for i, d in ipairs(shape) do parts[i] = (d == -1 or d == nil) and "None" or tostring(d) end
+  return "(" .. table.concat(parts, ",") .. (#shape == 1 and ",)" or ")")
+end
+
+-- Axes: Lua positions are 1-based, negative counts from the end.
+function core.axis_arg(axis, nd, what)
+  if type(axis) ~= "number" or axis ~= math.floor(axis) then
+    core.raise(("%s: axis must be an integer, got %s"):format(what, tostring(axis)))
+  end
+  if axis == 0 then
+    core.raise(("%s: axis 0 is invalid: axes are 1-based (1 is the first, -1 the last)"):format(what))
+  end
+  if axis > nd or axis < -nd then
+    core.raise(("%s: axis %d is out of range for a tensor of rank %d"):format(what, axis, nd))
+  end
+  return axis > 0 and axis - 1 or nd + axis
+end
+
+-- Ops -----------------------------------------------------------------------
+
+local op_ids = {}
+for i = 0, C.kl_op_count() - 1 do op_ids[ffi.string(C.kl_op_name(i))] = i end
+core.op_ids = op_ids
+
+local attrs = ffi.new("kl_attrs")
+local attrs_size = ffi.sizeof("kl_attrs")
+core.attrs = attrs
+
+--- fresh_attrs(): the shared attrs struct, zeroed (C copies it per call).
+function core.fresh_attrs()
+  ffi.fill(attrs, attrs_size)
+  return attrs
+end
+
+local tensor_ct = ffi.typeof("kl_tensor *")
+core.tensor_ct = tensor_ct
+
+function core.is_tensor(x) return type(x) == "cdata" and ffi.istype(tensor_ct, x) end
+
+-- Set by tensor.lua: converts numbers and tables to tensors.
+core.to_tensor = nil
+
+--- op(name, a, b, c, at): call a registry op; `at` is nil, a kl_attrs, or a
+-- table {axes={0-based}, keepdims=, ints={}, f={}}.
+function core.op(name, a, b, c, at)
+  local id = op_ids[name]
+  if not id then core.raise("klua.ops: unknown op '" .. tostring(name) .. "'") end
+  local to = core.to_tensor
+  if a ~= nil and not core.is_tensor(a) then a = to(a) end
+  if b ~= nil and not core.is_tensor(b) then b = to(b) end
+  if c ~= nil and not core.is_tensor(c) then c = to(c) end
+  if type(at) == "table" then
+    local s = core.fresh_attrs()
+    if at.axes then
+      s.naxes = #at.axes
+      for i, v in ipairs(at.axes) do s.axes[i - 1] = v end
+    elseif at.all_axes then
+      s.naxes = -1
+    end
+    s.keepdims = at.keepdims and 1 or 0
+    if at.ints then
+      s.nints = #at.ints
+      for i, v in ipairs(at.ints) do s.ints[i - 1] = v end
+    end
+    if at.f then for i, v in ipairs(at.f) do s.f[i - 1] = v end end
+    at = s
+  end
+  return core.wrap(C.kl_op(id, a, b, c, at))
+end
+
+--- op_n(name, list, at): a variadic op (concatenate, stack).
+function core.op_n(name, list, at)
+  local n = #list
+  local arr = ffi.new("kl_tensor *[?]", math.max(n, 1))
+  for i = 1, n do
+    local t = list[i]
+    if not core.is_tensor(t) then t = core.to_tensor(t); list[i] = t end
+    arr[i - 1] = t
+  end
+  local id = op_ids[name]
+  local s = core.fresh_attrs()
+  if at and at.axes then s.naxes = #at.axes; for i, v in ipairs(at.axes) do s.axes[i - 1] = v end end
+  local r = core.wrap(C.kl_op_n(id, n, arr, s))
+  local _ = list -- keep the inputs alive across the call
+  return r
+end
+
+return core

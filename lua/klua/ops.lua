@@ -1,0 +1,272 @@
+-- ops.lua — klua.ops: Keras's op names over the C op registry. Argument
+-- handling lives here (1-based axes, numbers as tensors, keyword tables);
+-- every computation is one call into C. Each op is also a tensor method.
+local core = require("klua.core")
+local tensor = require("klua.tensor")
+local C = core.C
+local op, raise, T = core.op, core.raise, tensor.T
+local methods = tensor.methods
+
+local ops = {}
+
+-- Elementwise ------------------------------------------------------------------
+
+for _, name in ipairs { "exp", "log", "sqrt", "square", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "softplus" } do
+  ops[name] = function(x) return op(name, T(x)) end
+end
+function ops.negative(x) return op("neg", T(x)) end
+ops.neg = ops.negative
+
+local binary = {
+  add = "add", subtract = "sub", multiply = "mul", divide = "div", true_divide = "div", power = "pow",
+  maximum = "maximum", minimum = "minimum", equal = "equal", not_equal = "not_equal", less = "less",
+  less_equal = "less_equal", greater = "greater", greater_equal = "greater_equal",
+}
+for name, id in pairs(binary) do
+  ops[name] = function(a, b) return op(id, T(a), T(b)) end
+end
+ops.sub, ops.mul, ops.div, ops.pow = ops.subtract, ops.multiply, ops.divide, ops.power
+
+function ops.clip(x, lo, hi)
+  if type(lo) ~= "number" or type(hi) ~= "number" then raise("clip: x_min and x_max must be numbers") end
+  return op("clip", T(x), nil, nil, { f = { lo, hi } })
+end
+function ops.where(cond, a, b) return op("where", T(cond), T(a), T(b)) end
+function ops.copy(x) return op("copy", T(x)) end
+function ops.cast(x, dtype)
+  if dtype ~= nil and dtype ~= "float32" and dtype ~= "float" then
+    raise(("cast: klua tensors are float32; dtype '%s' is not supported"):format(tostring(dtype)))
+  end
+  return op("copy", T(x))
+end
+function ops.convert_to_tensor(x) return T(x) end
+
+--- stop_gradient(x): the same values, invisible to every tape.
+function ops.stop_gradient(x)
+  local token = C.kl_grad_pause()
+  local ok, r = pcall(op, "copy", T(x))
+  C.kl_grad_resume(token)
+  if not ok then error(r, 0) end
+  return r
+end
+
+-- Reductions --------------------------------------------------------------------
+
+-- axis: nil (all), a number, or a table of numbers; 1-based.
+local function axes_attrs(x, axis, keepdims, what)
+  if axis == nil then return { all_axes = true, keepdims = keepdims } end
+  local list = type(axis) == "table" and axis or { axis }
+  local axes = {}
+  for i, a in ipairs(list) do axes[i] = core.axis_arg(a, x.nd, what) end
+  if #axes == 0 then return { all_axes = true, keepdims = keepdims } end
+  return { axes = axes, keepdims = keepdims }
+end
+ops._axes_attrs = axes_attrs
+
+for _, name in ipairs { "sum", "mean", "max", "min", "logsumexp" } do
+  ops[name] = function(x, axis, keepdims)
+    x = T(x)
+    return op(name, x, nil, nil, axes_attrs(x, axis, keepdims, name))
+  end
+end
+ops.reduce_sum, ops.reduce_mean, ops.reduce_max, ops.reduce_min = ops.sum, ops.mean, ops.max, ops.min
+ops.amax, ops.amin = ops.max, ops.min
+
+--- argmax(x, axis, keepdims): 0-based indices (nil axis: over the flattened tensor).
+for _, name in ipairs { "argmax", "argmin" } do
+  ops[name] = function(x, axis, keepdims)
+    x = T(x)
+    if axis == nil then x = ops.reshape(x, { -1 }); axis = 1 end
+    return op(name, x, nil, nil, { axes = { core.axis_arg(axis, x.nd, name) }, keepdims = keepdims })
+  end
+end
+
+function ops.softmax(x, axis)
+  x = T(x)
+  return op("softmax", x, nil, nil, { axes = { core.axis_arg(axis or -1, x.nd, "softmax") } })
+end
+function ops.log_softmax(x, axis)
+  x = T(x)
+  return op("log_softmax", x, nil, nil, { axes = { core.axis_arg(axis or -1, x.nd, "log_softmax") } })
+end
+
+function ops.var(x, axis, keepdims)
+  x = T(x)
+  local m = ops.mean(x, axis, true)
+  return ops.mean(ops.square(x - m), axis, keepdims)
+end
+function ops.std(x, axis, keepdims) return ops.sqrt(ops.var(x, axis, keepdims)) end
+ops.variance = ops.var
+
+-- Linear algebra -----------------------------------------------------------------
+
+--- matmul(a, b): NumPy semantics; 1-D operands are promoted and squeezed back.
+function ops.matmul(a, b, kw)
+  a, b = T(a), T(b)
+  local squeeze_a, squeeze_b = a.nd == 1, b.nd == 1
+  if a.nd == 0 or b.nd == 0 then raise("matmul: scalars are not allowed, use multiply") end
+  if squeeze_a then a = ops.reshape(a, { 1, -1 }) end
+  if squeeze_b then b = ops.reshape(b, { -1, 1 }) end
+  local ints
+  if kw and (kw.transpose_a or kw.transpose_b) then ints = { kw.transpose_a and 1 or 0, kw.transpose_b and 1 or 0 } end
+  local ok, r = pcall(op, "matmul", a, b, nil, ints and { ints = ints } or nil)
+  if not ok then
+    if squeeze_a or squeeze_b then raise((tostring(r):gsub("^.-matmul:", "matmul:"))) end
+    error(r, 0)
+  end
+  if squeeze_a and squeeze_b then return ops.reshape(r, {})
+  elseif squeeze_a then local s = r:shape(); table.remove(s, #s - 1); return ops.reshape(r, s)
+  elseif squeeze_b then local s = r:shape(); table.remove(s); return ops.reshape(r, s) end
+  return r
+end
+ops.dot = ops.matmul
+
+-- Shapes -------------------------------------------------------------------------
+
+function ops.reshape(x, shape)
+  x = T(x)
+  if type(shape) ~= "table" then raise("reshape: expected a shape table like {2, -1}") end
+  for i, d in ipairs(shape) do
+    if type(d) ~= "number" or d ~= math.floor(d) or d < -1 then
+      raise(("reshape: shape entries must be integers >= -1, got %s at position %d"):format(tostring(d), i))
+    end
+  end
+  if #shape > 8 then raise("reshape: rank " .. #shape .. " is not supported (at most 8)") end
+  return op("reshape", x, nil, nil, { ints = shape })
+end
+
+--- transpose(x, axes): axes is a 1-based permutation; nil reverses the axes.
+function ops.transpose(x, axes)
+  x = T(x)
+  if axes == nil then return op("transpose", x) end
+  if #axes ~= x.nd then
+    raise(("transpose: permutation of length %d for a tensor of rank %d"):format(#axes, x.nd))
+  end
+  local perm = {}
+  for i, a in ipairs(axes) do perm[i] = core.axis_arg(a, x.nd, "transpose") end
+  return op("transpose", x, nil, nil, { ints = perm })
+end
+function ops.permute_dims(x, axes) return ops.transpose(x, axes) end
+function ops.swapaxes(x, a1, a2)
+  x = T(x)
+  local p = {}
+  for i = 1, x.nd do p[i] = i end
+  local i1, i2 = core.axis_arg(a1, x.nd, "swapaxes") + 1, core.axis_arg(a2, x.nd, "swapaxes") + 1
+  p[i1], p[i2] = p[i2], p[i1]
+  return ops.transpose(x, p)
+end
+
+function ops.expand_dims(x, axis)
+  x = T(x)
+  local s = x:shape()
+  local pos = core.axis_arg(axis, x.nd + 1, "expand_dims") + 1
+  table.insert(s, pos, 1)
+  return ops.reshape(x, s)
+end
+
+function ops.squeeze(x, axis)
+  x = T(x)
+  local s, out = x:shape(), {}
+  if axis == nil then
+    for _, d in ipairs(s) do if d ~= 1 then out[#out + 1] = d end end
+  else
+    local ax = core.axis_arg(axis, x.nd, "squeeze") + 1
+    if s[ax] ~= 1 then raise(("squeeze: axis %d has size %d, not 1"):format(axis, s[ax])) end
+    for i, d in ipairs(s) do if i ~= ax then out[#out + 1] = d end end
+  end
+  return ops.reshape(x, out)
+end
+
+function ops.broadcast_to(x, shape)
+  x = T(x)
+  return op("broadcast_to", x, nil, nil, { ints = shape })
+end
+
+function ops.flatten(x) return ops.reshape(x, { -1 }) end
+
+--- slice_axis(x, axis, first, last): positions first..last (1-based, inclusive,
+-- negative from the end) along one axis, as a view.
+function ops.slice_axis(x, axis, first, last, step)
+  x = T(x)
+  local ax = core.axis_arg(axis, x.nd, "slice_axis")
+  local d = tonumber(x.dims[ax])
+  first = first or 1
+  last = last or d
+  if first < 0 then first = d + first + 1 end
+  if last < 0 then last = d + last + 1 end
+  return op("slice", x, nil, nil, { ints = { ax, first - 1, last, step or 1 } })
+end
+methods.narrow = function(x, axis, first, length) return ops.slice_axis(x, axis, first, first + length - 1) end
+
+--- slice(x, start_indices, shape): Keras's ops.slice with 1-based starts.
+function ops.slice(x, start, shape)
+  x = T(x)
+  for i = 1, x.nd do
+    local s = start[i] or 1
+    local len = shape[i] or -1
+    if len == -1 then len = tonumber(x.dims[i - 1]) - s + 1 end
+    x = ops.slice_axis(x, i, s, s + len - 1)
+  end
+  return x
+end
+
+function ops.concatenate(list, axis)
+  if type(list) ~= "table" or #list == 0 then raise("concatenate: expected a non-empty list of tensors") end
+  local first = T(list[1])
+  return core.op_n("concatenate", list, { axes = { core.axis_arg(axis or 1, first.nd, "concatenate") } })
+end
+ops.concat = ops.concatenate
+
+function ops.stack(list, axis)
+  if type(list) ~= "table" or #list == 0 then raise("stack: expected a non-empty list of tensors") end
+  local first = T(list[1])
+  return core.op_n("stack", list, { axes = { core.axis_arg(axis or 1, first.nd + 1, "stack") } })
+end
+
+--- split(x, n_or_sizes, axis): a list of views; n equal parts or given sizes.
+function ops.split(x, parts, axis)
+  x = T(x)
+  axis = axis or 1
+  local ax = core.axis_arg(axis, x.nd, "split")
+  local d = tonumber(x.dims[ax])
+  local sizes = {}
+  if type(parts) == "number" then
+    if parts <= 0 or d % parts ~= 0 then
+      raise(("split: an axis of size %d cannot be split into %s equal parts"):format(d, tostring(parts)))
+    end
+    for i = 1, parts do sizes[i] = d / parts end
+  else
+    local total = 0
+    for i, s in ipairs(parts) do sizes[i] = s; total = total + s end
+    if total ~= d then raise(("split: sizes add up to %d, the axis has %d"):format(total, d)) end
+  end
+  local out, start = {}, 1
+  for i, s in ipairs(sizes) do
+    out[i] = ops.slice_axis(x, ax + 1, start, start + s - 1)
+    start = start + s
+  end
+  return out
+end
+
+--- take(x, indices, axis): gather along axis with 0-based indices; nil axis flattens x.
+function ops.take(x, indices, axis)
+  x = T(x)
+  if axis == nil then x = ops.reshape(x, { -1 }); axis = 1 end
+  return op("take", x, T(indices), nil, { axes = { core.axis_arg(axis, x.nd, "take") } })
+end
+ops.gather = ops.take
+
+function ops.one_hot(indices, depth)
+  if type(depth) ~= "number" or depth < 1 then raise("one_hot: depth must be a positive integer") end
+  return op("one_hot", T(indices), nil, nil, { ints = { depth } })
+end
+
+-- Every op is also a method: t:sum(2), t:reshape{...}, t:matmul(w). ---------
+
+local skip = { convert_to_tensor = true, concatenate = true, concat = true, stack = true }
+for name, f in pairs(ops) do
+  if not skip[name] and name:sub(1, 1) ~= "_" and methods[name] == nil then methods[name] = f end
+end
+methods.T = function(x) return ops.transpose(x) end
+
+return ops

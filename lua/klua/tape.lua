@@ -1,0 +1,76 @@
+-- tape.lua — klua.GradientTape: records ops on watched tensors (and on every
+-- trainable Variable) in C, then computes gradients in reverse.
+--   tape:start() ... tape:stop()              explicit form
+--   local loss = tape:record(function() ... end)   closure form
+local ffi = require("ffi")
+local core = require("klua.core")
+local tensor = require("klua.tensor")
+local class = require("klua.class")
+local C, raise = core.C, core.raise
+
+local GradientTape = class("GradientTape")
+
+function GradientTape:__init(kw)
+  kw = kw or {}
+  self.persistent = kw.persistent and true or false
+  self.handle = ffi.gc(C.kl_tape_new(self.persistent and 1 or 0), C.kl_tape_free)
+end
+
+function GradientTape:start() core.check(C.kl_tape_start(self.handle)); return self end
+function GradientTape:stop() C.kl_tape_stop(self.handle); return self end
+function GradientTape:reset() C.kl_tape_reset(self.handle); return self end
+function GradientTape:is_recording() return C.kl_tape_recording(self.handle) ~= 0 end
+function GradientTape:size() return tonumber(C.kl_tape_size(self.handle)) end
+
+--- record(fn, ...): run fn while recording; returns fn's results.
+function GradientTape:record(fn, ...)
+  self:start()
+  local res = { pcall(fn, ...) }
+  self:stop()
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+--- watch(t or {t...}): record ops on a plain tensor too.
+function GradientTape:watch(x)
+  if type(x) == "table" then for _, t in ipairs(x) do self:watch(t) end return end
+  if not core.is_tensor(x) then raise("GradientTape.watch: expected a tensor, got " .. type(x)) end
+  core.check(C.kl_tape_watch(self.handle, x))
+end
+
+--- stop_recording(fn, ...): run fn without recording on any tape.
+function GradientTape:stop_recording(fn, ...)
+  local token = C.kl_grad_pause()
+  local res = { pcall(fn, ...) }
+  C.kl_grad_resume(token)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+--- gradient(target, sources[, output_gradients]): gradients in the order of
+-- sources (a tensor gives a tensor; a list gives a list with nil holes and
+-- field n). A source the target does not depend on gets nil, as in Keras.
+function GradientTape:gradient(target, sources, output_gradients)
+  if not core.is_tensor(target) then raise("GradientTape.gradient: target must be a tensor, got " .. type(target)) end
+  local single = core.is_tensor(sources)
+  local list = single and { sources } or sources
+  if type(list) ~= "table" then raise("GradientTape.gradient: sources must be a tensor or a list of tensors") end
+  local n = table.maxn(list)
+  local src = ffi.new("kl_tensor *[?]", math.max(n, 1))
+  local out = ffi.new("kl_tensor *[?]", math.max(n, 1))
+  for i = 1, n do
+    local s = list[i]
+    if not core.is_tensor(s) then raise(("GradientTape.gradient: source %d is not a tensor (%s)"):format(i, type(s))) end
+    src[i - 1] = s
+  end
+  local seed = output_gradients and tensor.T(output_gradients) or nil
+  core.check(C.kl_tape_gradient(self.handle, target, seed, n, src, out))
+  local grads = { n = n }
+  for i = 1, n do
+    if out[i - 1] ~= nil then grads[i] = core.wrap(out[i - 1]) end
+  end
+  if single then return grads[1] end
+  return grads
+end
+
+return GradientTape

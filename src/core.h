@@ -1,0 +1,69 @@
+/* core.h — internal to the C core: the tensor helpers every op file uses, the
+ * op definition record, and the error helper. Not installed. */
+#ifndef KL_CORE_H
+#define KL_CORE_H
+#include "klua.h"
+#include <stdarg.h>
+#include <stdbool.h>
+
+/* Errors: set the message, return NULL / -1. Messages name the op and shapes. */
+void *kl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int kl_failn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "(2,3)" into buf; returns buf. */
+const char *kl_shape_str(const kl_tensor *t, char *buf, size_t n);
+#define KL_SHAPE(t) kl_shape_str((t), (char[96]){0}, 96)
+
+/* Forward: build and return the output (new reference) or NULL with an error.
+ * Backward: gin[i] = gradient for input i (new reference, or NULL for none).
+ * A gradient may have the broadcast output's shape: the tape sums it back to
+ * the input's shape, once, centrally. Backwards are written with kl_op calls,
+ * so an enclosing tape records them (higher-order gradients). */
+typedef kl_tensor *(*kl_forward_fn)(kl_tensor **in, int n, const kl_attrs *a);
+typedef int (*kl_backward_fn)(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a,
+                              kl_tensor *gout, kl_tensor **gin);
+typedef struct kl_opdef {
+  const char *name;
+  int arity;             /* -1: variadic */
+  int differentiable;    /* 0: no gradient flows (comparisons, argmax) */
+  kl_forward_fn forward;
+  kl_backward_fn backward;
+} kl_opdef;
+
+enum {
+#define KL_OP(name, arity, diff) KL_OP_##name,
+#include "ops.def"
+#undef KL_OP
+  KL_OP_COUNT
+};
+#define KL_OP(name, arity, diff)                                         \
+  kl_tensor *op_##name##_fwd(kl_tensor **in, int n, const kl_attrs *a); \
+  int op_##name##_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin);
+#include "ops.def"
+#undef KL_OP
+
+/* Calling ops from C (backward rules, composite kernels). */
+kl_tensor *kl_call(int op, kl_tensor *a, kl_tensor *b, kl_tensor *c, const kl_attrs *at);
+kl_tensor *kl_call1(int op, kl_tensor *a);
+kl_tensor *kl_call2(int op, kl_tensor *a, kl_tensor *b);
+kl_tensor *kl_scalar(double v);                 /* 0-d tensor */
+kl_tensor *kl_mul_scalar(kl_tensor *a, double s);
+kl_tensor *kl_reshape_to(kl_tensor *t, int ndim, const int64_t *shape);  /* op, recorded */
+kl_tensor *kl_sum_to_shape(kl_tensor *g, int ndim, const int64_t *shape);/* op, recorded */
+kl_attrs kl_attrs_axes(int naxes, const int *axes, int keepdims);
+/* Inside a backward: does input i need a gradient? (skip costly unneeded ones) */
+int kl_need_grad(int i);
+/* Release a list of tensors (NULLs allowed). */
+void kl_release_all(int n, kl_tensor **ts);
+
+/* Shapes */
+int kl_norm_axis(int axis, int ndim, const char *op);   /* -1 + error if out of range */
+int kl_broadcast_shape(const kl_tensor *a, const kl_tensor *b, int *ndim, int64_t *shape, const char *op);
+int64_t kl_numel_of(int ndim, const int64_t *shape);
+void kl_contig_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* A view of t with t's data laid out for a broadcast to (ndim, shape): stride 0 on expanded axes. */
+void kl_broadcast_strides(const kl_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
+
+/* Threads: parallelise loops above this many elements. */
+#define KL_PAR_MIN 32768
+
+#endif
