@@ -50,6 +50,12 @@ typedef struct kl_tensor {
   int32_t contiguous;
 } kl_tensor;
 
+/* What Lua holds: LuaJIT does pointer arithmetic on pointer cdata (p - 1),
+ * so tensors reach Lua inside this one-field struct, whose metatype gives
+ * them operators. kl_handle_release is its finalizer. */
+typedef struct kl_handle { kl_tensor *p; } kl_handle;
+void kl_handle_release(kl_handle *h);
+
 /* Attributes of an op call: axes, integer and float parameters. Copied into
  * the tape, so the caller may reuse one instance for every call. */
 typedef struct kl_attrs {

@@ -257,7 +257,9 @@ int kl_tape_gradient(kl_tape *t, kl_tensor *target, kl_tensor *seed, int n, kl_t
   idset relevant = {0};
   unsigned char *needed = calloc(t->n + 1, 1);
   int rc = needed ? 0 : kl_failn("GradientTape.gradient: out of memory");
-  for (int i = 0; i < n && !rc; i++) rc = idset_add(&relevant, sources[i]->id);
+  /* Only watched sources get gradients (Keras: an unwatched one gives None). */
+  for (int i = 0; i < n && !rc; i++)
+    if (tracks(t, sources[i])) rc = idset_add(&relevant, sources[i]->id);
   for (int64_t k = 0; k < t->n && !rc; k++) {
     node *nd = &t->nodes[k];
     for (int i = 0; i < nd->n; i++)
@@ -310,6 +312,7 @@ int kl_tape_gradient(kl_tape *t, kl_tensor *target, kl_tensor *seed, int n, kl_t
     if (!is_source) { kl_tensor_release(m.vals[s]); m.vals[s] = NULL; }
   }
   for (int i = 0; i < n && !rc; i++) {
+    if (!idset_has(&relevant, sources[i]->id)) continue;
     int64_t s = gm_slot(&m, sources[i]->id);
     if (m.keys[s] && m.vals[s]) { grads[i] = m.vals[s]; kl_tensor_retain(grads[i]); }
   }

@@ -43,7 +43,8 @@ const char *kl_shape_str(const kl_tensor *t, char *buf, size_t n) {
 struct kl_storage {
   int32_t refcount;
   int32_t size_class;
-  int64_t capacity; /* floats */
+  int64_t capacity; /* floats allocated */
+  int64_t size;     /* floats requested: views may reach only these */
   float *ptr;
   struct kl_storage *next_free;
 };
@@ -89,6 +90,7 @@ static kl_storage *storage_new(int64_t n) {
     alloc_count++;
   }
   s->refcount = 1;
+  s->size = n;
   s->next_free = NULL;
   live_bytes += s->capacity * 4;
   return s;
@@ -258,7 +260,7 @@ kl_tensor *kl_tensor_view(kl_tensor *base, int nd, const int64_t *dims, const in
     if (span < 0) lo += span; else hi += span;
   }
   int64_t start = base->data - base->storage->ptr;
-  if (t->count && (start + lo < 0 || start + hi >= base->storage->capacity)) {
+  if (t->count && (start + lo < 0 || start + hi >= base->storage->size)) {
     free(t); tensor_count--;
     return kl_fail("view: the requested view reaches outside its tensor's storage");
   }
@@ -277,6 +279,10 @@ void kl_tensor_release(kl_tensor *t) {
   if (t->storage) storage_release(t->storage);
   tensor_count--;
   free(t);
+}
+
+void kl_handle_release(kl_handle *h) {
+  if (h && h->p) { kl_tensor_release(h->p); h->p = NULL; }
 }
 
 void kl_release_all(int n, kl_tensor **ts) {
@@ -351,8 +357,7 @@ int kl_assign(kl_tensor *dst, kl_tensor *src, int mode) {
   if (mode < 0 || mode > 2) return kl_failn("assign: unknown mode %d", mode);
   if (!dst->contiguous) return kl_failn("%s: the target must be contiguous", names[mode]);
   int nd; int64_t dims[KL_MAX_DIMS];
-  if (kl_broadcast_shape(dst, src, &nd, dims, names[mode]) < 0) return -1;
-  if (nd != dst->nd || kl_numel_of(nd, dims) != dst->count)
+  if (kl_broadcast_shape(dst, src, &nd, dims, names[mode]) < 0 || nd != dst->nd || kl_numel_of(nd, dims) != dst->count)
     return kl_failn("%s: value of shape %s does not fit a variable of shape %s", names[mode], KL_SHAPE(src), KL_SHAPE(dst));
   float *d = dst->data;
   if (kl_tensor_same_shape(dst, src) && src->contiguous) {

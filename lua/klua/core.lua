@@ -30,16 +30,29 @@ local function try_load()
     local path = candidates[i]
     if path then
       local ok, lib = pcall(ffi.load, path)
-      if ok then return lib end
+      if ok then
+        -- Pin the library: at exit LuaJIT unloads it before running the
+        -- finalizers of tensors still alive, which call into it.
+        ffi.cdef("void *dlopen(const char *file, int mode);")
+        pcall(function() ffi.C.dlopen(path:find("/") and path or "libklua.so", 0x1002) end) -- RTLD_NOW | RTLD_NODELETE
+        return lib
+      end
       errors[#errors + 1] = tostring(lib)
     end
   end
   error("klua: cannot load libklua (run `make` first): " .. table.concat(errors, "; "), 0)
 end
 
-local C = try_load()
+-- Loaded once per process (the cdefs cannot be declared twice), and never
+-- unloaded: finalizers of tensors still alive at exit call into it.
+local reg = debug.getregistry()
+local C = reg.klua_lib
+if not C then
+  C = try_load()
+  ffi.cdef((ffi.string(C.kl_cdef()):gsub("const char %*kl_cdef%(void%);", "")))
+  reg.klua_lib = C
+end
 core.C = C
-ffi.cdef((ffi.string(C.kl_cdef()):gsub("const char %*kl_cdef%(void%);", "")))
 core.ffi = ffi
 
 -- Errors -------------------------------------------------------------------
@@ -74,7 +87,9 @@ end
 -- still alive, so long loops stay flat without collecting on every call.
 local MIN_THRESHOLD = 64 * 1024 * 1024
 local threshold = MIN_THRESHOLD
-local release = C.kl_tensor_release
+local release = C.kl_handle_release
+local handle_ct = ffi.typeof("kl_handle")
+core.handle_ct = handle_ct
 
 local function account()
   if C.kl_mem_live_bytes() > threshold then
@@ -89,7 +104,7 @@ core.account = account
 function core.wrap(p)
   if p == nil then core.raise(core.last_error()) end
   account()
-  return ffi.gc(p, release)
+  return ffi.gc(handle_ct(p), release)
 end
 
 -- Shapes --------------------------------------------------------------------
@@ -158,10 +173,14 @@ function core.fresh_attrs()
   return attrs
 end
 
-local tensor_ct = ffi.typeof("kl_tensor *")
-core.tensor_ct = tensor_ct
+function core.is_tensor(x) return type(x) == "cdata" and ffi.istype(handle_ct, x) end
 
-function core.is_tensor(x) return type(x) == "cdata" and ffi.istype(tensor_ct, x) end
+--- ptr(x): the kl_tensor* behind a tensor (numbers and tables are converted;
+-- the caller keeps the converted tensor alive while C uses the pointer).
+function core.ptr(x)
+  if core.is_tensor(x) then return x.p end
+  return core.to_tensor(x).p
+end
 
 -- Set by tensor.lua: converts numbers and tables to tensors.
 core.to_tensor = nil
@@ -191,7 +210,7 @@ function core.op(name, a, b, c, at)
     if at.f then for i, v in ipairs(at.f) do s.f[i - 1] = v end end
     at = s
   end
-  return core.wrap(C.kl_op(id, a, b, c, at))
+  return core.wrap(C.kl_op(id, a and a.p, b and b.p, c and c.p, at))
 end
 
 --- op_n(name, list, at): a variadic op (concatenate, stack).
@@ -201,7 +220,7 @@ function core.op_n(name, list, at)
   for i = 1, n do
     local t = list[i]
     if not core.is_tensor(t) then t = core.to_tensor(t); list[i] = t end
-    arr[i - 1] = t
+    arr[i - 1] = t.p
   end
   local id = op_ids[name]
   local s = core.fresh_attrs()

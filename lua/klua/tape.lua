@@ -35,7 +35,7 @@ end
 function GradientTape:watch(x)
   if type(x) == "table" then for _, t in ipairs(x) do self:watch(t) end return end
   if not core.is_tensor(x) then raise("GradientTape.watch: expected a tensor, got " .. type(x)) end
-  core.check(C.kl_tape_watch(self.handle, x))
+  core.check(C.kl_tape_watch(self.handle, x.p))
 end
 
 --- stop_recording(fn, ...): run fn without recording on any tape.
@@ -61,10 +61,11 @@ function GradientTape:gradient(target, sources, output_gradients)
   for i = 1, n do
     local s = list[i]
     if not core.is_tensor(s) then raise(("GradientTape.gradient: source %d is not a tensor (%s)"):format(i, type(s))) end
-    src[i - 1] = s
+    src[i - 1] = s.p
   end
   local seed = output_gradients and tensor.T(output_gradients) or nil
-  core.check(C.kl_tape_gradient(self.handle, target, seed, n, src, out))
+  core.check(C.kl_tape_gradient(self.handle, target.p, seed and seed.p, n, src, out))
+  local _ = list -- sources stay alive during the call
   local grads = { n = n }
   for i = 1, n do
     if out[i - 1] ~= nil then grads[i] = core.wrap(out[i - 1]) end

@@ -5,11 +5,19 @@ local core = require("klua.core")
 local C, wrap, raise = core.C, core.wrap, core.raise
 
 local M = {}
-local methods = {}          -- filled here and by ops.lua: t:sum(), t:reshape{}, ...
+-- A metatype can be set only once per process, so the tables it closes over
+-- live in the Lua registry: a second load of this module (test runners that
+-- reset package.loaded) shares them instead of splitting the state.
+local state = debug.getregistry().klua_tensor_state
+local first_load = state == nil
+if first_load then
+  state = { methods = {}, var_info = {} }
+  debug.getregistry().klua_tensor_state = state
+end
+local methods = state.methods  -- filled here and by ops.lua: t:sum(), t:reshape{}, ...
 M.methods = methods
-
 -- Variables keep their Lua-side attributes here, keyed by tensor id.
-local var_info = {}
+local var_info = state.var_info
 M.var_info = var_info
 
 local FLAG_VARIABLE, FLAG_TRAINABLE = C.KL_FLAG_VARIABLE, C.KL_FLAG_TRAINABLE
@@ -48,7 +56,7 @@ function M.tensor(data)
         local v = t[i]
         if type(v) == "boolean" then v = v and 1 or 0 end
         if type(v) ~= "number" then
-          if core.is_tensor(v) and v.count == 1 then v = v.data[0]
+          if core.is_tensor(v) and v.count == 1 then v = v.p.data[0]
           else raise(("tensor: expected a number at depth %d, got %s"):format(depth, type(v))) end
         end
         buf[k] = v; k = k + 1
@@ -143,7 +151,7 @@ methods.set = function(t, ...)
 end
 
 function methods.totable(t)
-  local c = wrap(C.kl_tensor_contiguous(t))
+  local c = wrap(C.kl_tensor_contiguous(t.p))
   if c.nd == 0 then return tonumber(c.data[0]) end
   local shape = core.shape_of(c)
   local k = 0
@@ -161,15 +169,15 @@ end
 
 --- t:tolist(): the values as one flat Lua array in row-major order.
 function methods.tolist(t)
-  local c = wrap(C.kl_tensor_contiguous(t))
+  local c = wrap(C.kl_tensor_contiguous(t.p))
   local out = {}
   for i = 0, tonumber(c.count) - 1 do out[i + 1] = tonumber(c.data[i]) end
   return out
 end
 
 function methods.numpy(t) return t end            -- Keras spelling; tensors are already host values
-function methods.clone(t) return wrap(C.kl_tensor_clone(t)) end
-function methods.contiguous(t) return wrap(C.kl_tensor_contiguous(t)) end
+function methods.clone(t) return wrap(C.kl_tensor_clone(t.p)) end
+function methods.contiguous(t) return wrap(C.kl_tensor_contiguous(t.p)) end
 function methods.is_variable(t) return bit.band(t.flags, FLAG_VARIABLE) ~= 0 end
 
 -- Printing ---------------------------------------------------------------------
@@ -186,7 +194,7 @@ end
 local EDGE, SUMMARY_THRESHOLD = 3, 1000
 
 local function format_values(t)
-  local c = wrap(C.kl_tensor_contiguous(t))
+  local c = wrap(C.kl_tensor_contiguous(t.p))
   local shape = core.shape_of(c)
   local n = tonumber(c.count)
   local summarise = n > SUMMARY_THRESHOLD
@@ -265,10 +273,15 @@ M.T = T
 local op = core.op
 local function scale(t, a, b) return op("scale", t, nil, nil, { f = { a, b } }) end
 
+-- Fields of the C struct, read through the handle.
+local raw_fields = { nd = true, dims = true, strides = true, count = true, data = true, id = true, flags = true,
+  refcount = true, contiguous = true, storage = true }
+
 local mt = {
   __index = function(t, k)
     local m = methods[k]
     if m ~= nil then return m end
+    if raw_fields[k] then return t.p[k] end
     if k == "name" or k == "trainable" then
       local info = var_info[tonumber(t.id)]
       if k == "trainable" then return bit.band(t.flags, FLAG_TRAINABLE) ~= 0 end
@@ -278,6 +291,7 @@ local mt = {
     return nil
   end,
   __newindex = function(t, k, v)
+    if k == "flags" then t.p.flags = v; return end
     if k == "trainable" then
       t.flags = v and bit.bor(t.flags, FLAG_TRAINABLE) or bit.band(t.flags, bit.bnot(FLAG_TRAINABLE))
       return
@@ -319,6 +333,6 @@ local mt = {
   __len = function(t) return t.nd > 0 and tonumber(t.dims[0]) or 0 end,
   __tostring = tostring_tensor,
 }
-ffi.metatype("kl_tensor", mt)
+if first_load then ffi.metatype("kl_handle", mt) end
 
 return M

@@ -12,7 +12,7 @@ local counter = 0
 local function Variable(initial, kw)
   kw = kw or {}
   if initial == nil then raise("Variable: an initial value is required") end
-  local t = core.wrap(C.kl_tensor_clone(tensor.T(initial)))
+  local t = core.wrap(C.kl_tensor_clone(tensor.T(initial).p))
   local trainable = kw.trainable ~= false
   t.flags = bit.bor(C.KL_FLAG_VARIABLE, trainable and C.KL_FLAG_TRAINABLE or 0)
   counter = counter + 1
@@ -23,7 +23,8 @@ end
 local function assigner(mode, what)
   return function(v, value)
     if bit.band(v.flags, C.KL_FLAG_VARIABLE) == 0 then raise(what .. ": only Variables can be updated in place") end
-    core.check(C.kl_assign(v, tensor.T(value), mode))
+    local src = tensor.T(value)
+    core.check(C.kl_assign(v.p, src.p, mode))
     return v
   end
 end
@@ -32,6 +33,6 @@ methods.assign_add = assigner(1, "assign_add")
 methods.assign_sub = assigner(2, "assign_sub")
 
 --- v:value(): a plain tensor copy of the variable's current value.
-function methods.value(v) return core.wrap(C.kl_tensor_clone(v)) end
+function methods.value(v) return core.wrap(C.kl_tensor_clone(v.p)) end
 
 return Variable

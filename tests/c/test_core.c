@@ -1,0 +1,104 @@
+/* test_core.c — tests of the C core used without Lua: ownership, the reuse
+ * pool, error reporting, views staying inside their storage, determinism of
+ * the generator and a gradient through the C API. */
+#include "klua.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int passed, failed;
+#define CHECK(cond, what)                                               \
+  do {                                                                  \
+    if (cond) passed++;                                                 \
+    else { failed++; printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, what); } \
+  } while (0)
+
+static int op(const char *name) { return kl_op_lookup(name); }
+
+static void test_ownership_and_pool(void) {
+  int64_t dims[2] = {256, 256};
+  int64_t tensors0 = kl_mem_tensor_count();
+  kl_tensor *a = kl_tensor_zeros(2, dims);
+  kl_tensor_release(a);
+  int64_t allocs = kl_mem_alloc_count();
+  for (int i = 0; i < 100; i++) {
+    kl_tensor *t = kl_tensor_full(2, dims, i);
+    kl_tensor *u = kl_op(op("exp"), t, NULL, NULL, NULL);
+    kl_tensor_release(t);
+    kl_tensor_release(u);
+  }
+  CHECK(kl_mem_alloc_count() - allocs <= 1, "steady-state temporaries reuse pooled storage");
+  CHECK(kl_mem_tensor_count() == tensors0, "every tensor header is freed");
+  CHECK(kl_mem_live_bytes() == 0, "no storage is live after releasing everything");
+  kl_mem_trim();
+  CHECK(kl_mem_pool_bytes() == 0, "trim empties the pool");
+}
+
+static void test_errors(void) {
+  int64_t d1[2] = {2, 3}, d2[2] = {4, 5};
+  kl_tensor *a = kl_tensor_zeros(2, d1), *b = kl_tensor_zeros(2, d2);
+  kl_tensor *c = kl_op(op("matmul"), a, b, NULL, NULL);
+  CHECK(c == NULL, "matmul of incompatible shapes fails");
+  CHECK(strcmp(kl_last_error(), "matmul: shapes (2,3) and (4,5) are incompatible") == 0, "the message names the op and shapes");
+  CHECK(kl_op(op("add"), a, b, NULL, NULL) == NULL && strstr(kl_last_error(), "cannot be broadcast"), "add of unbroadcastable shapes fails");
+  CHECK(kl_op(op("add"), a, NULL, NULL, NULL) == NULL && strstr(kl_last_error(), "missing"), "a missing input is an error, not a crash");
+  CHECK(kl_op(9999, a, NULL, NULL, NULL) == NULL, "an unknown op id is an error");
+  int64_t neg[1] = {-3};
+  CHECK(kl_tensor_zeros(1, neg) == NULL && strstr(kl_last_error(), "negative"), "negative dimensions are refused");
+  int64_t huge[3] = {1 << 20, 1 << 20, 1 << 20};
+  CHECK(kl_tensor_zeros(3, huge) == NULL, "absurd sizes are refused before allocating");
+  int64_t st[2] = {3, 1}, big[2] = {5, 3};
+  CHECK(kl_tensor_view(a, 2, big, st, 0) == NULL, "a view cannot reach outside its storage");
+  kl_tensor_release(a);
+  kl_tensor_release(b);
+}
+
+static void test_random(void) {
+  int64_t d[1] = {1000};
+  kl_random_seed(42);
+  kl_tensor *a = kl_random_normal(1, d, 0, 1);
+  kl_random_seed(42);
+  kl_tensor *b = kl_random_normal(1, d, 0, 1);
+  CHECK(memcmp(a->data, b->data, 4000) == 0, "the same seed gives the same numbers");
+  double m = 0, v = 0;
+  for (int i = 0; i < 1000; i++) m += a->data[i];
+  m /= 1000;
+  for (int i = 0; i < 1000; i++) v += (a->data[i] - m) * (a->data[i] - m);
+  v /= 999;
+  CHECK(fabs(m) < 0.1 && fabs(v - 1) < 0.15, "normal samples have mean 0 and variance 1");
+  kl_tensor_release(a);
+  kl_tensor_release(b);
+}
+
+static void test_gradient(void) {
+  float xs[3] = {1, 2, 3};
+  int64_t d[1] = {3};
+  kl_tensor *x = kl_tensor_from_data(1, d, xs);
+  kl_tape *tape = kl_tape_new(0);
+  kl_tape_start(tape);
+  kl_tape_watch(tape, x);
+  kl_tensor *sq = kl_op(op("square"), x, NULL, NULL, NULL);
+  kl_attrs all = {0};
+  all.naxes = -1;
+  kl_tensor *y = kl_op(op("sum"), sq, NULL, NULL, &all);
+  kl_tape_stop(tape);
+  kl_tensor *dx = NULL;
+  int rc = kl_tape_gradient(tape, y, NULL, 1, &x, &dx);
+  CHECK(rc == 0 && dx && dx->data[0] == 2 && dx->data[1] == 4 && dx->data[2] == 6, "d/dx sum(x^2) = 2x");
+  kl_tensor *again = NULL;
+  CHECK(kl_tape_gradient(tape, y, NULL, 1, &x, &again) < 0, "a non-persistent tape refuses a second gradient");
+  kl_tensor_release(dx);
+  kl_tensor_release(y);
+  kl_tensor_release(sq);
+  kl_tensor_release(x);
+  kl_tape_free(tape);
+}
+
+int main(void) {
+  test_ownership_and_pool();
+  test_errors();
+  test_random();
+  test_gradient();
+  printf("core: %d passed, %d failed\n", passed, failed);
+  return failed != 0;
+}
