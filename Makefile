@@ -14,7 +14,13 @@ LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c src/ops/*.c src/kernels/*.
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/cdefs.o
 HEADERS  = src/klua.h $(filter-out src/klua.h src/core.h,$(wildcard src/*.h src/kernels/*.h))
 
-.PHONY: all deps test test-c test-lua bench bench-deps data install uninstall clean asan valgrind help
+vae:           ## the main job: install, build, fetch the digits, train the VAE example
+	$(MAKE) deps
+	$(MAKE) all
+	$(MAKE) data
+	$(BUILD)/klua examples/train_vae.lua
+
+.PHONY: vae all deps test test-c test-lua bench bench-deps data install uninstall clean asan valgrind help
 all: $(BUILD)/klua $(BUILD)/libklua.so $(BUILD)/libklua.a
 
 help:          ## list the targets
