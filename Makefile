@@ -7,7 +7,12 @@ CFLAGS  ?= $(OPT) -g
 # -fopenmp: the core's own kernels split large loops over both cores.
 KL_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
             -fno-math-errno -Isrc -Ibuild/gen $(shell pkg-config --cflags luajit libpng 2>/dev/null)
-LDLIBS  = -lopenblas -lpng -lz -lm -fopenmp
+# OpenBLAS built for OpenMP, when installed, so that BLAS and the core's own
+# loops share one thread pool instead of two pools spinning against each other.
+OPENBLAS_OMP ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLAS_OMP = $(OPENBLAS_OMP)/libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_OMP)
+BLAS    = $(if $(wildcard $(OPENBLAS_OMP)/libopenblas.so.0),$(BLAS_OMP),-lopenblas)
+LDLIBS  = $(BLAS) -lpng -lz -lm -fopenmp
 BUILD   = build
 
 LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c src/ops/*.c src/kernels/*.c))
@@ -48,7 +53,7 @@ $(BUILD)/libklua.a: $(LIB_OBJ)
 # The executable finds libklua.so beside it (build tree) or in ../lib (installed).
 $(BUILD)/klua: $(BUILD)/src/main.o $(BUILD)/libklua.so
 	$(CC) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' \
-	  $(shell pkg-config --libs luajit) -lreadline $(LDLIBS) -Wl,-E
+	  $(shell pkg-config --libs luajit) -lreadline -lm -Wl,-E
 
 $(BUILD)/test_core: tests/c/test_core.c $(BUILD)/libklua.so
 	$(CC) $(CFLAGS) $(KL_CFLAGS) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' $(LDLIBS)

@@ -199,7 +199,7 @@ static kl_tensor *header_new(int nd, const int64_t *dims) {
   if (!t) return kl_fail("out of memory allocating a tensor header");
   t->refcount = 1;
   t->nd = nd;
-  memcpy(t->dims, dims, sizeof(int64_t) * nd);
+  if (nd) memcpy(t->dims, dims, sizeof(int64_t) * nd);
   kl_contig_strides(nd, dims, t->strides);
   t->count = n;
   t->contiguous = 1;

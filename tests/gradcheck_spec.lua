@@ -23,7 +23,7 @@ local function A(name, attrs) return function(...) return core.op(name, ...) end
 local rows = {}
 
 -- elementwise unary
-for _, n in ipairs { "neg", "exp", "sin", "cos", "tanh", "sigmoid", "relu", "softplus", "square", "abs", "sign", "copy" } do
+for _, n in ipairs { "neg", "exp", "sin", "cos", "tanh", "sigmoid", "relu", "softplus", "square", "abs", "sign", "copy", "floor", "ceil", "round" } do
   rows[n] = { { shapes = { { 2, 3 } }, call = function(x) return core.op(n, x) end } }
 end
 rows.log = { { inputs = { positive }, shapes = { { 2, 3 } }, call = function(x) return ops.log(x) end } }
@@ -50,6 +50,8 @@ rows.div = {
 rows.pow = { { shapes = { { 2, 3 }, { 3 } }, inputs = { positive, signed }, call = function(a, b) return ops.power(a, b) end } }
 rows.maximum = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { distinct, function(s) return distinct(s) + 0.05 end }, call = function(a, b) return ops.maximum(a, b) end } }
 rows.minimum = { { shapes = { { 2, 3 }, { 3 } }, inputs = { distinct, function(s) return distinct(s) + 0.035 end }, call = function(a, b) return ops.minimum(a, b) end } }
+-- mod: a kept inside (0.2, 0.8) of each period of b, away from the jumps
+rows.mod = { { shapes = { { 2, 3 }, { 3 } }, inputs = { function(s) return klua.random.uniform(s, { minval = 1.2, maxval = 1.6 }) end, function(s) return klua.random.uniform(s, { minval = 0.95, maxval = 1.05 }) end }, call = function(a, b) return ops.mod(a, b) end } }
 rows.where = { {
   shapes = { { 2, 3 }, { 2, 3 }, { 3 } }, wrt = { 2, 3 },
   inputs = { function(s) return klua.random.bernoulli(s, 0.5) end, signed, signed },
@@ -98,6 +100,48 @@ rows.take = { { shapes = { { 4, 3 }, { 5 } }, wrt = { 1 }, inputs = { signed, id
 rows._scatter_add = { { shapes = { { 5, 3 }, { 5 } }, wrt = { 1 }, inputs = { signed, idx { 3, 0, 0, 2, 1 } }, call = function(g, i) return core.op("_scatter_add", g, i, nil, { axes = { 0 }, ints = { 4 } }) end } }
 
 -- @losses (training issue: one row per loss op)
+do
+  -- (y_true, y_pred) -> per-sample losses; fixed values keep |kinks| > EPS away
+  local L = function(name, at) return function(t, p) return core.op(name, t, p, nil, at) end end
+  local t23, p23 = idx { { 0.1, -0.5, 0.9 }, { 0.3, 0.2, -0.7 } }, idx { { 0.4, -0.1, 0.2 }, { -0.3, 0.8, -0.2 } }
+  local prob_t, prob_p = idx { { 0.2, 0.7, 0.5 }, { 0.9, 0.3, 0.6 } }, idx { { 0.3, 0.6, 0.15 }, { 0.8, 0.45, 0.35 } }
+  rows.mean_squared_error = { { shapes = { { 2, 3 }, { 2, 3 } }, call = L("mean_squared_error") } }
+  rows.mean_absolute_error = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { t23, p23 }, call = L("mean_absolute_error") } }
+  rows.mean_absolute_percentage_error = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { t23, p23 }, call = L("mean_absolute_percentage_error") } }
+  rows.mean_squared_logarithmic_error = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { positive, positive }, call = L("mean_squared_logarithmic_error") } }
+  rows.huber = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { idx { { 0, 0, 0 }, { 1, 1, 1 } }, idx { { 0.3, 1.5, -0.6 }, { -1, 1.8, 2.3 } } },
+    call = L("huber", { f = { 1.0 } }) } }
+  rows.log_cosh = { { shapes = { { 2, 3 }, { 2, 3 } }, call = L("log_cosh") } }
+  rows.poisson = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { positive, positive }, call = L("poisson") } }
+  rows.kl_divergence = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { prob_t, prob_p }, call = L("kl_divergence") } }
+  local pm1, p_h = idx { { 1, -1, 1 }, { -1, -1, 1 } }, idx { { 0.3, 0.5, -0.4 }, { 1.6, -0.2, 0.7 } }
+  local b01 = idx { { 1, 0, 1 }, { 0, 0, 1 } }
+  rows.hinge = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { pm1, p_h }, call = L("hinge") },
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { b01, p_h }, wrt = { 2 }, call = L("hinge") } }
+  rows.squared_hinge = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { pm1, p_h }, call = L("squared_hinge") },
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { b01, p_h }, wrt = { 2 }, call = L("squared_hinge") } }
+  rows.categorical_hinge = { { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { idx { { 0, 1, 0 }, { 1, 0, 0 } }, idx { { 0.3, 0.5, -0.2 }, { 0.1, 0.4, 0.9 } } },
+    call = L("categorical_hinge") } }
+  rows.cosine_similarity = { { shapes = { { 2, 4 }, { 2, 4 } }, call = L("cosine_similarity") } }
+  rows.binary_crossentropy = {
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { prob_t, signed }, call = L("binary_crossentropy", { ints = { 1 } }) },
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { prob_t, prob_p }, call = L("binary_crossentropy", { ints = { 0 } }) },
+  }
+  rows.binary_focal_crossentropy = {
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { prob_t, signed }, call = L("binary_focal_crossentropy", { ints = { 1, 1 }, f = { 0.25, 2.0 } }) },
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { prob_t, prob_p }, call = L("binary_focal_crossentropy", { ints = { 0, 0 }, f = { 0.25, 1.5 } }) },
+  }
+  local soft = idx { { 0.1, 0.6, 0.3 }, { 0.0, 0.2, 0.8 } }
+  rows.categorical_crossentropy = {
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { soft, signed }, call = L("categorical_crossentropy", { ints = { 1 } }) },
+    { shapes = { { 2, 3 }, { 2, 3 } }, inputs = { soft, positive }, call = L("categorical_crossentropy", { ints = { 0 } }) },
+  }
+  rows.sparse_categorical_crossentropy = {
+    { shapes = { { 3 }, { 3, 4 } }, wrt = { 2 }, inputs = { idx { 1, 0, 3 }, signed }, call = L("sparse_categorical_crossentropy", { ints = { 1 } }) },
+    { shapes = { { 3, 1 }, { 3, 4 } }, wrt = { 2 }, inputs = { idx { { 2 }, { 0 }, { 1 } }, positive }, call = L("sparse_categorical_crossentropy", { ints = { 0 } }) },
+    { shapes = { { 3 }, { 3, 4 } }, wrt = { 2 }, inputs = { idx { 1, -1, 3 }, signed }, call = L("sparse_categorical_crossentropy", { ints = { 1, 1, -1 } }) },
+  }
+end
 
 -- @conv (convolution and pooling ops)
 do
@@ -159,6 +203,37 @@ do
 end
 
 -- @activations (activation ops)
+do
+  local acts = klua.activations
+  rows.gelu = { { shapes = { { 2, 3 } }, call = function(x) return acts.gelu(x) end },
+    { shapes = { { 2, 3 } }, call = function(x) return acts.gelu(x, true) end } }
+  rows.elu = { { shapes = { { 2, 3 } }, call = function(x) return acts.elu(x, 1.5) end } }
+  rows.selu = { { shapes = { { 2, 3 } }, call = function(x) return acts.selu(x) end } }
+  rows.leaky_relu = { { shapes = { { 2, 3 } }, call = function(x) return acts.leaky_relu(x, 0.2) end } }
+  rows.silu = { { shapes = { { 2, 3 } }, call = function(x) return acts.silu(x) end } }
+  -- the gradient helper, for every activation code (checks the second derivatives)
+  rows._act_grad = {}
+  for code, p in ipairs { 0, 0, 1.5, 0, 0.2, 0 } do
+    rows._act_grad[code] = { shapes = { { 2, 3 }, { 2, 3 } },
+      call = function(g, x) return core.op("_act_grad", g, x, nil, { ints = { code }, f = { p } }) end }
+  end
+  -- normalisation kernels (src/ops/normalization.c)
+  rows.moments = { { shapes = { { 5, 3 } }, call = function(x) return core.op("moments", x) end },
+    { shapes = { { 2, 3, 2 } }, call = function(x) return core.op("moments", x) end } }
+  local bn = function(...) return klua.layers.BatchNormalization.fused(...) end
+  rows.batch_norm = {
+    { shapes = { { 4, 3 }, { 3 }, { 3 }, { 3 }, { 3 } }, inputs = { signed, signed, positive, signed, signed },
+      call = function(x, m, v, g, b) return bn(x, m, v, g, b, 1e-3) end },
+    -- training: statistics from the batch, gradients through moments
+    { shapes = { { 5, 2 }, { 2 }, { 2 } },
+      call = function(x, g, b)
+        local s = core.op("moments", x)
+        return bn(x, ops.reshape(ops.slice_axis(s, 1, 1, 1), { 2 }), ops.reshape(ops.slice_axis(s, 1, 2, 2), { 2 }), g, b, 1e-3)
+      end },
+  }
+  rows.layer_norm = { { shapes = { { 3, 4 }, { 4 }, { 4 } }, call = function(x, g, b) return core.op("layer_norm", x, g, b, { f = { 1e-3 } }) end },
+    { shapes = { { 2, 2, 3 }, { 3 }, { 3 } }, call = function(x, g, b) return core.op("layer_norm", x, g, b, { f = { 1e-5 } }) end } }
+end
 
 -- The checker ---------------------------------------------------------------
 

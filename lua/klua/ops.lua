@@ -11,7 +11,7 @@ local ops = {}
 
 -- Elementwise ------------------------------------------------------------------
 
-for _, name in ipairs { "exp", "log", "sqrt", "square", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "softplus" } do
+for _, name in ipairs { "exp", "log", "sqrt", "square", "abs", "sign", "sin", "cos", "tanh", "sigmoid", "relu", "softplus", "floor", "ceil", "round" } do
   ops[name] = function(x) return op(name, T(x)) end
 end
 function ops.negative(x) return op("neg", T(x)) end
@@ -19,7 +19,7 @@ ops.neg = ops.negative
 
 local binary = {
   add = "add", subtract = "sub", multiply = "mul", divide = "div", true_divide = "div", power = "pow",
-  maximum = "maximum", minimum = "minimum", equal = "equal", not_equal = "not_equal", less = "less",
+  maximum = "maximum", minimum = "minimum", mod = "mod", floor_mod = "mod", equal = "equal", not_equal = "not_equal", less = "less",
   less_equal = "less_equal", greater = "greater", greater_equal = "greater_equal",
 }
 for name, id in pairs(binary) do

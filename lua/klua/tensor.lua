@@ -329,6 +329,7 @@ local mt = {
     end
     return op("pow", T(a), T(b))
   end,
+  __mod = function(a, b) return op("mod", T(a), T(b)) end,
   __unm = function(a) return op("neg", a) end,
   __len = function(t) return t.nd > 0 and tonumber(t.dims[0]) or 0 end,
   __tostring = tostring_tensor,

@@ -23,6 +23,7 @@ ROW_KERNEL(div, a / b)
 ROW_KERNEL(pow, powf(a, b))
 ROW_KERNEL(maximum, a > b ? a : b)
 ROW_KERNEL(minimum, a < b ? a : b)
+ROW_KERNEL(mod, a - b * floorf(a / b))
 ROW_KERNEL(equal, (float)(a == b))
 ROW_KERNEL(not_equal, (float)(a != b))
 ROW_KERNEL(less, (float)(a < b))
@@ -149,6 +150,21 @@ int op_maximum_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_
 BINARY_FWD(minimum)
 int op_minimum_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
   return select_bwd(in, g, gin, KL_OP_less_equal, KL_OP_greater);
+}
+
+/* a mod b = a - b floor(a/b): d/da = 1, d/db = -floor(a/b) */
+BINARY_FWD(mod)
+int op_mod_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
+  kl_tensor_retain(g);
+  gin[0] = g;
+  if (kl_need_grad(1)) {
+    kl_tensor *q = kl_call2(KL_OP_div, in[0], in[1]);
+    kl_tensor *f = q ? kl_call1(KL_OP_floor, q) : NULL;
+    kl_tensor *nf = f ? kl_call1(KL_OP_neg, f) : NULL;
+    kl_tensor_release(q); kl_tensor_release(f);
+    if (!(gin[1] = mul_by(g, nf))) return -1;
+  }
+  return 0;
 }
 
 BINARY_FWD(equal) NO_GRAD(equal)

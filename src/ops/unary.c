@@ -157,6 +157,16 @@ int op_copy_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_ten
   return 0;
 }
 
+static int zero_grad(kl_tensor *x, kl_tensor **gin) {
+  return (gin[0] = kl_tensor_zeros(x->nd, x->dims)) ? 0 : -1;
+}
+UNARY_FWD(floor, floorf(x))
+int op_floor_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) { return zero_grad(in[0], gin); }
+UNARY_FWD(ceil, ceilf(x))
+int op_ceil_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) { return zero_grad(in[0], gin); }
+UNARY_FWD(round, nearbyintf(x))
+int op_round_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) { return zero_grad(in[0], gin); }
+
 GRAD_FWD(_relu_grad, t > 0 ? g : 0.0f)
 int op__relu_grad_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
   gin[0] = kl_call2(KL_OP__relu_grad, g, in[1]);

@@ -1,0 +1,135 @@
+-- bench_work.lua WORKLOAD — the klua side of `make bench` (scripts/bench_suite.lua).
+-- Mirrors scripts/bench_torch.py: same shapes, initialisers (glorot_uniform,
+-- zero bias) and optimizer settings. Prints
+--   RESULT <name> <median> <min> <max> <peak RSS MiB>
+-- in ms (µs for the per-call rows), medians of steady-state steps after warm-up.
+local klua = require("klua")
+local utils = require("klua.utils")
+local ops, L = klua.ops, klua.layers
+
+klua.random.seed(0)
+
+local function timed(name, fn, steps, warmup, scale)
+  scale = scale or 1e3
+  for _ = 1, warmup or 10 do fn() end
+  local times = {}
+  for i = 1, steps do
+    local t0 = utils.now(); fn(); times[i] = utils.now() - t0
+  end
+  table.sort(times)
+  io.write(("RESULT %s %.6f %.6f %.6f %.1f\n"):format(name, times[math.floor(#times / 2) + 1] * scale,
+    times[1] * scale, times[#times] * scale, utils.peak_rss_mb()))
+  io.flush()
+end
+
+-- A training step over a stack of layers: the same work as model.fit's inner step.
+local function trainer(stack, loss_fn, opt)
+  local vars
+  return function(x, y)
+    local tape = klua.GradientTape()
+    local loss = tape:record(function()
+      local h = x
+      for _, layer in ipairs(stack) do h = layer(h) end
+      return loss_fn(y, h)
+    end)
+    if not vars then
+      vars = {}
+      for _, layer in ipairs(stack) do for _, v in ipairs(layer.trainable_weights) do vars[#vars + 1] = v end end
+    end
+    opt:apply_gradients(tape:gradient(loss, vars), vars)
+    return loss
+  end
+end
+
+local function mlp_stack()
+  return { L.Dense { units = 256, activation = "relu" }, L.Dense { units = 256, activation = "relu" }, L.Dense { units = 10 } }
+end
+
+local workloads = {}
+
+function workloads.mlp()
+  local step = trainer(mlp_stack(), klua.losses.SparseCategoricalCrossentropy { from_logits = true },
+    klua.optimizers.SGD { learning_rate = 0.01, momentum = 0.9 })
+  local x, y = klua.random.normal { 128, 784 }, ops.floor and ops.floor(klua.random.uniform({ 128 }, { maxval = 10 })) or klua.random.permutation_tensor(128) % 10
+  timed("mlp", function() step(x, y) end, 200)
+end
+
+function workloads.vae()
+  local proj, mean, log_var = L.Dense { units = 64, activation = "relu" }, L.Dense { units = 32 }, L.Dense { units = 32 }
+  local dproj, out = L.Dense { units = 64, activation = "relu" }, L.Dense { units = 784, activation = "sigmoid" }
+  local mse = klua.losses.MeanSquaredError()
+  local opt = klua.optimizers.Adam { learning_rate = 1e-3 }
+  local vars
+  local function step(x)
+    local tape = klua.GradientTape()
+    local loss = tape:record(function()
+      local h = proj(x)
+      local zm, zl = mean(h), log_var(h)
+      local z = zm + ops.exp(zl * 0.5) * klua.random.normal(zm:shape())
+      local rec = out(dproj(z))
+      local kl = ops.mean(zl - ops.square(zm) - ops.exp(zl) + 1) * -0.5
+      return mse(x, rec) + kl
+    end)
+    if not vars then
+      vars = {}
+      for _, l in ipairs { proj, mean, log_var, dproj, out } do for _, v in ipairs(l.trainable_weights) do vars[#vars + 1] = v end end
+    end
+    opt:apply_gradients(tape:gradient(loss, vars), vars)
+  end
+  local data = klua.random.uniform { 60000, 784 }
+  local x = ops.slice_axis(data, 1, 1, 64):contiguous()
+  timed("vae", function() step(x) end, 300)
+  local ds = klua.data.Dataset.from_tensor_slices(data):shuffle(60000, 1):batch(64)
+  timed("vae-epoch", function() for b in ds:iter() do step(b) end end, 3, 1)
+end
+
+function workloads.cnn()
+  local step = trainer({
+    L.Conv2D { filters = 32, kernel_size = 3, activation = "relu" }, L.MaxPooling2D { pool_size = 2 },
+    L.Conv2D { filters = 64, kernel_size = 3, activation = "relu" }, L.MaxPooling2D { pool_size = 2 },
+    L.Flatten(), L.Dense { units = 128, activation = "relu" }, L.Dense { units = 10 },
+  }, klua.losses.SparseCategoricalCrossentropy { from_logits = true }, klua.optimizers.Adam { learning_rate = 1e-3 })
+  local x, y = klua.random.uniform { 64, 28, 28, 1 }, klua.random.permutation_tensor(64) % 10
+  timed("cnn", function() step(x, y) end, 60)
+end
+
+function workloads.lstm()
+  for _, case in ipairs { { "lstm-10x1", { 100, 10, 1 } }, { "lstm-50x32", { 100, 50, 32 } } } do
+    local step = trainer({ L.LSTM { units = 64 }, L.Dense { units = 1 } }, klua.losses.MeanAbsoluteError(),
+      klua.optimizers.Adam { learning_rate = 0.005 })
+    local x, y = klua.random.uniform(case[2]), klua.random.uniform { case[2][1], 1 }
+    timed(case[1], function() step(x, y) end, 60)
+  end
+end
+
+function workloads.dense_big()
+  local w = klua.Variable(klua.random.normal({ 4096, 4096 }, { stddev = 0.01 }))
+  local b = klua.Variable(klua.zeros { 4096 })
+  local x = klua.random.normal { 256, 4096 }
+  timed("dense-big", function()
+    local tape = klua.GradientTape()
+    tape:start(); tape:watch(x)
+    local y = ops.sum(ops.matmul(x, w) + b)
+    tape:stop()
+    tape:gradient(y, { x, w, b })
+  end, 20, 3)
+end
+
+function workloads.infer()
+  local stack = mlp_stack()
+  local x1, x1024 = klua.random.normal { 1, 784 }, klua.random.normal { 1024, 784 }
+  local function fwd(x) for _, l in ipairs(stack) do x = l(x) end return x end
+  timed("infer-1", function() fwd(x1) end, 2000, 100, 1e6)
+  timed("infer-1024", function() fwd(x1024) end, 100)
+end
+
+function workloads.overhead()
+  local step = trainer({ L.Dense { units = 1 } }, klua.losses.MeanSquaredError(), klua.optimizers.SGD { learning_rate = 0.01 })
+  local x, y = klua.random.normal { 1, 1 }, klua.random.normal { 1, 1 }
+  timed("overhead", function() step(x, y) end, 2000, 100, 1e6)
+end
+workloads["dense-big"] = workloads.dense_big
+
+local name = arg[1]
+if not workloads[name] then io.stderr:write("bench_work.lua: unknown workload ", tostring(name), "\n"); os.exit(2) end
+workloads[name]()
