@@ -130,6 +130,28 @@ function workloads.overhead()
 end
 workloads["dense-big"] = workloads.dense_big
 
+--- sgemm: OpenBLAS's own rate in this run (GFLOP/s reported in the median column).
+function workloads.sgemm()
+  local ffi = require("ffi")
+  pcall(ffi.cdef, [[void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                  const float *b, int ldb, float beta, float *c, int ldc);]])
+  local C = klua.core.C
+  for _, n in ipairs { 1024, 4096 } do
+    local a, b, c = klua.random.normal { n, n }, klua.random.normal { n, n }, klua.zeros { n, n }
+    local reps = n == 1024 and 15 or 3
+    local times = {}
+    for i = 1, reps + 2 do
+      local t0 = utils.now()
+      ffi.C.cblas_sgemm(101, 111, 111, n, n, n, 1, a.data, n, b.data, n, 0, c.data, n)
+      times[i] = utils.now() - t0
+    end
+    table.remove(times, 1); table.remove(times, 1)
+    table.sort(times)
+    local med = times[math.floor(#times / 2) + 1]
+    io.write(("RESULT sgemm-%d %.3f %.3f %.3f %.1f\n"):format(n, 2 * n ^ 3 / med / 1e9, 2 * n ^ 3 / times[#times] / 1e9, 2 * n ^ 3 / times[1] / 1e9, utils.peak_rss_mb()))
+  end
+end
+
 local name = arg[1]
 if not workloads[name] then io.stderr:write("bench_work.lua: unknown workload ", tostring(name), "\n"); os.exit(2) end
 workloads[name]()

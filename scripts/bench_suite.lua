@@ -1,0 +1,113 @@
+-- bench_suite.lua — klua against PyTorch on the workloads of issue 8, in one
+-- invocation: for each workload the klua and PyTorch processes alternate
+-- (ROUNDS each); each process reports the median of its steady-state steps,
+-- and the table shows the median of those with the spread (min–max) across
+-- rounds, the ratio klua/PyTorch and each process's peak resident memory.
+--   klua scripts/bench_suite.lua [--rounds N] [--only name,name]
+local utils = require("klua.utils")
+
+local ROUNDS, only = 3, nil
+for i = 1, #arg do
+  if arg[i] == "--rounds" then ROUNDS = tonumber(arg[i + 1]) end
+  if arg[i] == "--only" then only = {}; for w in arg[i + 1]:gmatch("[^,]+") do only[w] = true end end
+end
+
+local klua_bin = arg[-1] and arg[-1]:match("klua$") and arg[-1] or "build/klua"
+local python = "/usr/bin/python3"
+local env = "OMP_WAIT_POLICY=passive "
+
+local function run(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("*a")
+  local ok = p:close()
+  local res = {}
+  for name, med, lo, hi, rss in out:gmatch("RESULT (%S+) (%S+) (%S+) (%S+) (%S+)") do
+    res[name] = { med = tonumber(med), lo = tonumber(lo), hi = tonumber(hi), rss = tonumber(rss) }
+  end
+  if not next(res) then io.stderr:write("bench: no result from `", cmd, "`:\n", out, "\n") end
+  return res
+end
+
+local have_torch = os.execute(python .. " -c 'import torch' >/dev/null 2>&1") == 0
+  or os.execute(python .. " -c 'import torch' >/dev/null 2>&1") == true
+
+local function median(t) table.sort(t); return t[math.floor((#t + 1) / 2)] end
+
+-- collect[name] = { klua = {medians...}, torch = {...}, krss, trss }
+local collect = {}
+local function add(side, res)
+  for name, r in pairs(res) do
+    local c = collect[name] or { klua = {}, torch = {}, krss = 0, trss = 0 }
+    collect[name] = c
+    table.insert(c[side], r.med)
+    if side == "klua" then c.krss = math.max(c.krss, r.rss) else c.trss = math.max(c.trss, r.rss) end
+  end
+end
+
+local workloads = { "sgemm", "mlp", "vae", "cnn", "lstm", "dense-big", "infer", "overhead" }
+for _, w in ipairs(workloads) do
+  if not only or only[w] then
+    local rounds = (w == "vae" or w == "cnn" or w == "dense-big") and math.max(1, ROUNDS - 1) or ROUNDS
+    for _ = 1, rounds do
+      add("klua", run(env .. klua_bin .. " scripts/bench_work.lua " .. w))
+      if have_torch and w ~= "sgemm" then add("torch", run(env .. python .. " scripts/bench_torch.py " .. w)) end
+    end
+  end
+end
+
+-- startup: whole processes, alternating
+if not only or only.startup then
+  local kt, tt = {}, {}
+  for _ = 1, 7 do
+    local t0 = utils.now(); os.execute(klua_bin .. " -e 'require(\"klua\")'"); kt[#kt + 1] = (utils.now() - t0) * 1e3
+    if have_torch then t0 = utils.now(); os.execute(python .. " -c 'import torch'"); tt[#tt + 1] = (utils.now() - t0) * 1e3 end
+  end
+  collect.startup = { klua = kt, torch = tt, krss = 0, trss = 0 }
+end
+
+local sgemm = collect["sgemm-1024"] and median(collect["sgemm-1024"].klua)
+local sgemm4k = collect["sgemm-4096"] and median(collect["sgemm-4096"].klua)
+local flops = { -- per step, for the matrix-bound rows
+  mlp = 3 * 2 * 128 * (784 * 256 + 256 * 256 + 256 * 10),
+  ["dense-big"] = 3 * 2 * 256 * 4096 * 4096,
+}
+local targets = {
+  mlp = "<= 0.55", vae = "<= 0.3", ["vae-epoch"] = "< 1 s", cnn = "<= 0.5", ["lstm-10x1"] = "<= 0.5",
+  ["lstm-50x32"] = "<= 0.5", ["dense-big"] = ">= 90% sgemm", ["infer-1"] = "<= 0.2", ["infer-1024"] = "<= 1.0",
+  overhead = "<= 0.3", startup = "<= 0.05",
+}
+local units = { ["infer-1"] = "µs", overhead = "µs", ["vae-epoch"] = "ms", startup = "ms" }
+local order = { "mlp", "vae", "vae-epoch", "cnn", "lstm-10x1", "lstm-50x32", "dense-big", "infer-1", "infer-1024", "overhead", "startup" }
+
+print(("%-11s %12s %18s %12s %18s %7s %8s %8s  %-13s %s"):format("workload", "klua", "(spread)", "PyTorch", "(spread)", "ratio",
+  "klua MB", "torch MB", "target", "notes"))
+for _, name in ipairs(order) do
+  local c = collect[name]
+  if c and #c.klua > 0 then
+    local km = median(c.klua)
+    local kspread = ("%.3g–%.3g"):format(math.min(unpack(c.klua)), math.max(unpack(c.klua)))
+    local tm, tspread, ratio = nil, "", ""
+    if #c.torch > 0 then
+      tm = median(c.torch)
+      tspread = ("%.3g–%.3g"):format(math.min(unpack(c.torch)), math.max(unpack(c.torch)))
+      ratio = ("%.2f"):format(km / tm)
+    end
+    local notes = ""
+    if flops[name] then
+      local rate = flops[name] / (km * 1e-3) / 1e9
+      local ref = name == "dense-big" and sgemm4k or sgemm
+      notes = ("%.0f GFLOP/s"):format(rate)
+      if ref then
+        notes = notes .. (" = %.0f%% of sgemm %.0f"):format(100 * rate / ref, ref)
+        if name == "mlp" then notes = notes .. ("; matmuls at sgemm rate %.2f ms"):format(flops[name] / (ref * 1e9) * 1e3) end
+      end
+    end
+    local u = units[name] or "ms"
+    print(("%-11s %9.3f %-2s %18s %12s %18s %7s %8.0f %8s  %-13s %s"):format(name, km, u, kspread,
+      tm and ("%.3f"):format(tm) or "-", tspread, ratio, c.krss, #c.torch > 0 and ("%.0f"):format(c.trss) or "-",
+      targets[name] or "", notes))
+  end
+end
+if sgemm then print(("OpenBLAS sgemm in this run: %.0f GFLOP/s at 1024^3, %.0f at 4096^3"):format(sgemm, sgemm4k or 0)) end
+if not have_torch then print("PyTorch is not installed (make bench-deps): klua's numbers alone.") end
+print(("rounds: %d per workload (alternating klua / PyTorch); torch threads 2, OMP_WAIT_POLICY=passive"):format(ROUNDS))
