@@ -63,7 +63,30 @@ void kl_contig_strides(int ndim, const int64_t *shape, int64_t *stride);
 /* A view of t with t's data laid out for a broadcast to (ndim, shape): stride 0 on expanded axes. */
 void kl_broadcast_strides(const kl_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
 
-/* Threads: parallelise loops above this many elements. */
+/* Threads: parallelise loops above this many elements. Below it the loop
+ * runs without entering OpenMP at all: even `parallel for if(0)` costs
+ * microseconds (team set-up, futexes), more than a small op itself. */
 #define KL_PAR_MIN 32768
+#define KL_PAR_FOR(n, i, ...)                                                  \
+  do {                                                                          \
+    int64_t kl_n_ = (n);                                                        \
+    if (kl_n_ > KL_PAR_MIN) {                                                   \
+      _Pragma("omp parallel for schedule(static)")                              \
+      for (int64_t i = 0; i < kl_n_; i++) { __VA_ARGS__ }                       \
+    } else {                                                                    \
+      for (int64_t i = 0; i < kl_n_; i++) { __VA_ARGS__ }                       \
+    }                                                                           \
+  } while (0)
+/* The same, for loops whose cost per iteration is `work` elements. */
+#define KL_PAR_FOR_W(n, work, i, ...)                                          \
+  do {                                                                          \
+    int64_t kl_n_ = (n);                                                        \
+    if ((int64_t)(work) > KL_PAR_MIN && kl_n_ > 1) {                            \
+      _Pragma("omp parallel for schedule(static)")                              \
+      for (int64_t i = 0; i < kl_n_; i++) { __VA_ARGS__ }                       \
+    } else {                                                                    \
+      for (int64_t i = 0; i < kl_n_; i++) { __VA_ARGS__ }                       \
+    }                                                                           \
+  } while (0)
 
 #endif

@@ -364,8 +364,8 @@ int kl_assign(kl_tensor *dst, kl_tensor *src, int mode) {
     const float *s = src->data;
     int64_t n = dst->count;
     if (mode == 0) memmove(d, s, sizeof(float) * n);
-    else if (mode == 1) { _Pragma("omp parallel for if(n > KL_PAR_MIN)") for (int64_t i = 0; i < n; i++) d[i] += s[i]; }
-    else { _Pragma("omp parallel for if(n > KL_PAR_MIN)") for (int64_t i = 0; i < n; i++) d[i] -= s[i]; }
+    else if (mode == 1) KL_PAR_FOR(n, i, d[i] += s[i];);
+    else KL_PAR_FOR(n, i, d[i] -= s[i];);
     return 0;
   }
   kl_tensor *b = kl_tensor_empty(dst->nd, dst->dims); /* src broadcast into a scratch copy */

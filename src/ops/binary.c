@@ -50,21 +50,19 @@ static kl_tensor *broadcast_apply(kl_tensor *a, kl_tensor *b, row_fn fn, const c
   if (a->contiguous && b->contiguous && (a->count == out->count || a->count == 1) && (b->count == out->count || b->count == 1)) {
     /* same shape or scalar operands: one flat loop in blocks */
     int64_t N = out->count, sa = a->count == 1 ? 0 : 1, sb = b->count == 1 ? 0 : 1, B = 4096;
-    _Pragma("omp parallel for if(N > KL_PAR_MIN)")
-    for (int64_t s = 0; s < N; s += B)
-      fn(a->data + s * sa, sa, b->data + s * sb, sb, out->data + s, N - s < B ? N - s : B);
+    KL_PAR_FOR_W((N + B - 1) / B, N, blk,
+      int64_t s = blk * B;
+      fn(a->data + s * sa, sa, b->data + s * sb, sb, out->data + s, N - s < B ? N - s : B););
     return out;
   }
   int64_t st[2][KL_MAX_DIMS];
   kl_broadcast_strides(a, nd, dims, st[0]);
   kl_broadcast_strides(b, nd, dims, st[1]);
   int64_t inner = nd ? dims[nd - 1] : 1, rows = out->count / inner;
-  _Pragma("omp parallel for if(out->count > KL_PAR_MIN)")
-  for (int64_t r = 0; r < rows; r++) {
+  KL_PAR_FOR_W(rows, out->count, r,
     int64_t off[2];
     row_offsets(r, nd, dims, 2, st, off);
-    fn(a->data + off[0], nd ? st[0][nd - 1] : 0, b->data + off[1], nd ? st[1][nd - 1] : 0, out->data + r * inner, inner);
-  }
+    fn(a->data + off[0], nd ? st[0][nd - 1] : 0, b->data + off[1], nd ? st[1][nd - 1] : 0, out->data + r * inner, inner););
   return out;
 }
 

@@ -75,8 +75,7 @@ static kl_tensor *reduce(kl_tensor *x, const kl_attrs *a, int kind, const char *
   const float *X = xc->data;
   float *O = out->data;
   int64_t R = p.R, inner = p.inner, total = p.outer * inner;
-  _Pragma("omp parallel for if(x->count > KL_PAR_MIN)")
-  for (int64_t oi = 0; oi < total; oi++) {
+  KL_PAR_FOR_W(total, x->count, oi,
     int64_t o = oi / inner, i = oi % inner;
     const float *base = X + o * R * inner + i;
     if (kind == R_SUM) {
@@ -96,12 +95,11 @@ static kl_tensor *reduce(kl_tensor *x, const kl_attrs *a, int kind, const char *
     } else { /* logsumexp */
       float m = -INFINITY;
       for (int64_t r = 0; r < R; r++) if (base[r * inner] > m) m = base[r * inner];
-      if (isinf(m)) { O[oi] = m; continue; }
+      if (isinf(m)) { O[oi] = m; } else {
       double s = 0;
       for (int64_t r = 0; r < R; r++) s += exp((double)base[r * inner] - m);
-      O[oi] = (float)(m + log(s));
-    }
-  }
+      O[oi] = (float)(m + log(s)); }
+    });
   kl_tensor_release(xc);
   return out;
 }
@@ -205,8 +203,7 @@ static kl_tensor *softmax_like(kl_tensor *x, const kl_attrs *a, int log_form, co
   for (int i = ax + 1; i < x->nd; i++) inner *= x->dims[i];
   const float *X = xc->data;
   float *Y = out->data;
-  _Pragma("omp parallel for if(x->count > KL_PAR_MIN)")
-  for (int64_t oi = 0; oi < outer * inner; oi++) {
+  KL_PAR_FOR_W(outer * inner, x->count, oi,
     int64_t o = oi / inner, i = oi % inner;
     const float *xb = X + o * R * inner + i;
     float *yb = Y + o * R * inner + i;
@@ -215,8 +212,7 @@ static kl_tensor *softmax_like(kl_tensor *x, const kl_attrs *a, int log_form, co
     double s = 0;
     for (int64_t r = 0; r < R; r++) s += exp((double)xb[r * inner] - m);
     if (log_form) { float lse = (float)(m + log(s)); for (int64_t r = 0; r < R; r++) yb[r * inner] = xb[r * inner] - lse; }
-    else { double inv = 1.0 / s; for (int64_t r = 0; r < R; r++) yb[r * inner] = (float)(exp((double)xb[r * inner] - m) * inv); }
-  }
+    else { double inv = 1.0 / s; for (int64_t r = 0; r < R; r++) yb[r * inner] = (float)(exp((double)xb[r * inner] - m) * inv); });
   kl_tensor_release(xc);
   return out;
 }

@@ -12,10 +12,7 @@
       const float *X = xc->data;                                                      \
       float *Y = out->data;                                                           \
       int64_t N = out->count;                                                         \
-      _Pragma("omp parallel for if(N > KL_PAR_MIN)") for (int64_t i = 0; i < N; i++) { \
-        float x = X[i];                                                               \
-        Y[i] = (expr);                                                                \
-      }                                                                               \
+      KL_PAR_FOR(N, i, float x = X[i]; Y[i] = (expr););                              \
     }                                                                                 \
     kl_tensor_release(xc);                                                            \
     return out;                                                                       \
@@ -32,10 +29,7 @@
       const float *G = gc->data, *T = tc->data;                                       \
       float *Y = out->data;                                                           \
       int64_t N = out->count;                                                         \
-      _Pragma("omp parallel for if(N > KL_PAR_MIN)") for (int64_t i = 0; i < N; i++) { \
-        float g = G[i], t = T[i];                                                     \
-        Y[i] = (expr);                                                                \
-      }                                                                               \
+      KL_PAR_FOR(N, i, float g = G[i], t = T[i]; Y[i] = (expr););                   \
     }                                                                                 \
     kl_tensor_release(gc);                                                            \
     kl_tensor_release(tc);                                                            \
