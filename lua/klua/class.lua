@@ -10,7 +10,8 @@ local function new_class(name, parent)
   -- Metamethods are not inherited through __index, so copy them down.
   if parent then
     for k, v in pairs(parent) do
-      if type(k) == "string" and k:sub(1, 2) == "__" and k ~= "__index" and k ~= "__name" and rawget(cls, k) == nil then
+      if type(k) == "string" and k:sub(1, 2) == "__" and k ~= "__index" and k ~= "__name" and k ~= "__init"
+          and rawget(cls, k) == nil then
         cls[k] = v
       end
     end

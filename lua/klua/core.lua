@@ -185,6 +185,27 @@ end
 -- Set by tensor.lua: converts numbers and tables to tensors.
 core.to_tensor = nil
 
+--- attrs_of(t): a Lua table {axes={0-based}, all_axes=, keepdims=, ints={}, f={}}
+-- as the shared kl_attrs struct (nil stays nil).
+function core.attrs_of(at)
+  if at == nil or type(at) ~= "table" then return at end
+  local s = core.fresh_attrs()
+  if at.axes then
+    s.naxes = #at.axes
+    for i, v in ipairs(at.axes) do s.axes[i - 1] = v end
+  elseif at.all_axes then
+    s.naxes = -1
+  end
+  s.keepdims = at.keepdims and 1 or 0
+  if at.ints then
+    if #at.ints > 16 then core.raise("klua.ops: at most 16 integer attributes") end
+    s.nints = #at.ints
+    for i, v in ipairs(at.ints) do s.ints[i - 1] = v end
+  end
+  if at.f then for i, v in ipairs(at.f) do s.f[i - 1] = v end end
+  return s
+end
+
 --- op(name, a, b, c, at): call a registry op; `at` is nil, a kl_attrs, or a
 -- table {axes={0-based}, keepdims=, ints={}, f={}}.
 function core.op(name, a, b, c, at)
@@ -194,22 +215,7 @@ function core.op(name, a, b, c, at)
   if a ~= nil and not core.is_tensor(a) then a = to(a) end
   if b ~= nil and not core.is_tensor(b) then b = to(b) end
   if c ~= nil and not core.is_tensor(c) then c = to(c) end
-  if type(at) == "table" then
-    local s = core.fresh_attrs()
-    if at.axes then
-      s.naxes = #at.axes
-      for i, v in ipairs(at.axes) do s.axes[i - 1] = v end
-    elseif at.all_axes then
-      s.naxes = -1
-    end
-    s.keepdims = at.keepdims and 1 or 0
-    if at.ints then
-      s.nints = #at.ints
-      for i, v in ipairs(at.ints) do s.ints[i - 1] = v end
-    end
-    if at.f then for i, v in ipairs(at.f) do s.f[i - 1] = v end end
-    at = s
-  end
+  if type(at) == "table" then at = core.attrs_of(at) end
   return core.wrap(C.kl_op(id, a and a.p, b and b.p, c and c.p, at))
 end
 
@@ -223,9 +229,7 @@ function core.op_n(name, list, at)
     arr[i - 1] = t.p
   end
   local id = op_ids[name]
-  local s = core.fresh_attrs()
-  if at and at.axes then s.naxes = #at.axes; for i, v in ipairs(at.axes) do s.axes[i - 1] = v end end
-  local r = core.wrap(C.kl_op_n(id, n, arr, s))
+  local r = core.wrap(C.kl_op_n(id, n, arr, core.attrs_of(at)))
   local _ = list -- keep the inputs alive across the call
   return r
 end

@@ -261,6 +261,12 @@ function ops.one_hot(indices, depth)
   return op("one_hot", T(indices), nil, nil, { ints = { depth } })
 end
 
+-- Activations that live in klua.activations (C ops with Keras's arguments).
+for _, name in ipairs { "gelu", "elu", "selu", "leaky_relu", "silu", "swish", "relu6", "hard_sigmoid", "hard_silu",
+  "softsign", "mish" } do
+  ops[name] = function(...) return require("klua.activations")[name](...) end
+end
+
 -- Every op is also a method: t:sum(2), t:reshape{...}, t:matmul(w). ---------
 
 local skip = { convert_to_tensor = true, concatenate = true, concat = true, stack = true }

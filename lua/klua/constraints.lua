@@ -1,0 +1,123 @@
+-- constraints.lua — klua.constraints: projections applied to a weight after
+-- each optimizer update (kernel_constraint = klua.constraints.max_norm(2)).
+-- A constraint is an object called on a weight that returns the projected
+-- tensor; optimizers assign it back. Axes are 1-based (Keras's axis=0 is 1).
+local core = require("klua.core")
+local class = require("klua.class")
+local tensor = require("klua.tensor")
+local ops = require("klua.ops")
+local op, T = core.op, tensor.T
+
+local M = {}
+local EPSILON = 1e-7   -- Keras's backend.epsilon()
+
+local Constraint = class("Constraint")
+M.Constraint = Constraint
+function Constraint:class_name() return rawget(getmetatable(self), "__name") end
+function Constraint:get_config() return {} end
+function Constraint:__call(w) return T(w) end
+function Constraint:__tostring() return self:class_name() .. "()" end
+
+local function norms(w, axis)
+  return ops.sqrt(ops.sum(ops.square(w), axis, true))
+end
+
+local function check_axis(cls, axis)
+  if type(axis) == "table" then
+    for _, a in ipairs(axis) do check_axis(cls, a) end
+    return axis
+  end
+  if type(axis) ~= "number" or axis % 1 ~= 0 or axis == 0 then
+    core.raise(("%s: axis must be a non-zero integer (1-based, negative from the end). Received: axis=%s")
+      :format(cls, tostring(axis)))
+  end
+  return axis
+end
+
+-- MaxNorm: rescale columns whose norm along `axis` exceeds max_value.
+local MaxNorm = Constraint:extend("MaxNorm")
+function MaxNorm:__init(max_value, axis)
+  if type(max_value) == "table" then max_value, axis = max_value.max_value, max_value.axis end
+  self.max_value = max_value or 2
+  if type(self.max_value) ~= "number" or self.max_value < 0 then
+    core.raise("MaxNorm: max_value must be a non-negative number. Received: max_value=" .. tostring(self.max_value))
+  end
+  self.axis = check_axis("MaxNorm", axis or 1)
+end
+function MaxNorm:__call(w)
+  w = T(w)
+  local n = norms(w, self.axis)
+  local desired = op("clip", n, nil, nil, { f = { 0, self.max_value } })
+  return w * (desired / (n + EPSILON))
+end
+function MaxNorm:get_config() return { max_value = self.max_value, axis = self.axis } end
+
+-- NonNeg: negative entries become 0.
+local NonNeg = Constraint:extend("NonNeg")
+function NonNeg:__call(w)
+  w = T(w)
+  return w * op("greater_equal", w, T(0))
+end
+
+-- UnitNorm: columns of norm 1 along `axis`.
+local UnitNorm = Constraint:extend("UnitNorm")
+function UnitNorm:__init(axis)
+  if type(axis) == "table" and axis.axis ~= nil then axis = axis.axis end
+  if type(axis) == "table" and #axis == 0 then axis = nil end
+  self.axis = check_axis("UnitNorm", axis or 1)
+end
+function UnitNorm:__call(w)
+  w = T(w)
+  return w / (norms(w, self.axis) + EPSILON)
+end
+function UnitNorm:get_config() return { axis = self.axis } end
+
+-- MinMaxNorm: norms pulled into [min_value, max_value] at `rate`.
+local MinMaxNorm = Constraint:extend("MinMaxNorm")
+function MinMaxNorm:__init(kw)
+  kw = type(kw) == "table" and kw or {}
+  self.min_value, self.max_value = kw.min_value or 0.0, kw.max_value or 1.0
+  self.rate, self.axis = kw.rate or 1.0, check_axis("MinMaxNorm", kw.axis or 1)
+end
+function MinMaxNorm:__call(w)
+  w = T(w)
+  local n = norms(w, self.axis)
+  local desired = op("clip", n, nil, nil, { f = { self.min_value, self.max_value } }) * self.rate + n * (1 - self.rate)
+  return w * (desired / (n + EPSILON))
+end
+function MinMaxNorm:get_config()
+  return { min_value = self.min_value, max_value = self.max_value, rate = self.rate, axis = self.axis }
+end
+
+M.MaxNorm, M.NonNeg, M.UnitNorm, M.MinMaxNorm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
+M.max_norm, M.non_neg, M.unit_norm, M.min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
+
+--- get(identifier): nil, a constraint, a function(w), a name or a config.
+function M.get(id)
+  if id == nil then return nil end
+  if type(id) == "function" then return id end
+  if type(id) == "string" then
+    local cls = M[id]
+    if type(cls) ~= "table" or id == "Constraint" then core.raise(("constraints.get: unknown constraint '%s'"):format(id)) end
+    return cls()
+  end
+  if type(id) == "table" then
+    if class.is_instance(id, Constraint) then return id end
+    if type(id.class_name) == "string" then
+      local cls = M[id.class_name] or require("klua.saving").get_registered(id.class_name)
+      if type(cls) ~= "table" then core.raise(("constraints.get: unknown constraint '%s'"):format(id.class_name)) end
+      return cls(id.config or {})
+    end
+    local mt = getmetatable(id)
+    if mt and mt.__call then return id end
+  end
+  core.raise("constraints.get: cannot interpret " .. tostring(id) .. " as a constraint")
+end
+
+function M.serialize(c)
+  if c == nil or type(c) == "function" then return nil end
+  return { class_name = c:class_name(), config = c:get_config() }
+end
+M.deserialize = M.get
+
+return M

@@ -1,0 +1,298 @@
+-- initializers.lua — klua.initializers: Keras's weight initializers, by name or
+-- object. An initializer is called with a shape and returns a new tensor:
+--   local init = klua.initializers.GlorotNormal{seed = 42}; local w = init({784, 64})
+-- Lower-case names are aliases of the classes (glorot_normal == GlorotNormal).
+-- Without a seed, values come from the global klua.random stream; with one, the
+-- initializer gives the same values on every call (as in Keras 3) and leaves
+-- the global stream untouched. The distributions follow Keras's definitions.
+local ffi = require("ffi")
+local core = require("klua.core")
+local class = require("klua.class")
+local C = core.C
+
+local M = {}
+
+local function shape_list(shape)
+  if type(shape) == "number" then shape = { shape } end
+  if type(shape) ~= "table" then core.raise("initializer: expected a shape table like {784, 64}, got " .. type(shape)) end
+  return shape
+end
+
+-- Run draw() from the seed's own stream, restoring the global stream after.
+local state_buf = ffi.new("uint64_t[2]")
+local function seeded(seed, draw)
+  if seed == nil then return draw() end
+  C.kl_random_get_state(state_buf)
+  local s0, s1 = state_buf[0], state_buf[1]
+  C.kl_random_seed(seed)
+  local ok, r = pcall(draw)
+  state_buf[0], state_buf[1] = s0, s1
+  C.kl_random_set_state(state_buf)
+  if not ok then error(r, 0) end
+  return r
+end
+
+local Initializer = class("Initializer")
+M.Initializer = Initializer
+
+function Initializer:__init(kw)
+  if kw ~= nil and type(kw) ~= "table" then
+    core.raise(("%s: expected a table of options, got %s"):format(rawget(getmetatable(self), "__name"), type(kw)))
+  end
+end
+
+function Initializer:__call(shape, dtype)
+  if dtype ~= nil and dtype ~= "float32" then
+    core.raise(("%s: dtype %s is not supported"):format(self:class_name(), tostring(dtype)))
+  end
+  shape = shape_list(shape)
+  core.shape_arg(shape, self:class_name())   -- validates
+  return self:generate(shape)
+end
+
+function Initializer:class_name() return rawget(getmetatable(self), "__name") end
+function Initializer:get_config() return {} end
+function Initializer:__tostring() return self:class_name() .. "()" end
+
+local function draw(fn, shape, a, b)
+  local nd, dims = core.shape_arg(shape, "initializer")
+  if a == nil then return core.wrap(fn(nd, dims)) end
+  return core.wrap(fn(nd, dims, a, b))
+end
+
+-- Keras's argument checks echo what they received.
+local function positive(cls, key, v)
+  if type(v) ~= "number" or not (v > 0) then
+    core.raise(("%s: expected a positive number. Received: %s=%s"):format(cls, key, tostring(v)))
+  end
+  return v
+end
+
+local function define(name, parent, defaults)
+  local cls = (parent or Initializer):extend(name)
+  cls.defaults = defaults
+  if defaults then
+    cls.__init = function(self, kw)
+      if kw ~= nil and type(kw) ~= "table" then kw = { [defaults[1][1]] = kw } end
+      kw = kw or {}
+      for _, d in ipairs(defaults) do
+        local v = kw[d[1]]
+        if v == nil then v = d[2] end
+        self[d[1]] = v
+      end
+      if kw.seed ~= nil and (type(kw.seed) ~= "number" or kw.seed % 1 ~= 0) then
+        core.raise(("%s: seed must be an integer. Received: seed=%s"):format(name, tostring(kw.seed)))
+      end
+      if self.validate then self:validate() end
+    end
+    cls.get_config = function(self)
+      local config = {}
+      for _, d in ipairs(defaults) do config[d[1]] = self[d[1]] end
+      return config
+    end
+  end
+  M[name] = cls
+  return cls
+end
+
+local Zeros = define("Zeros")
+function Zeros:generate(shape) return draw(C.kl_tensor_zeros, shape) end
+
+local Ones = define("Ones")
+function Ones:generate(shape)
+  local nd, dims = core.shape_arg(shape, "Ones")
+  return core.wrap(C.kl_tensor_full(nd, dims, 1.0))
+end
+
+local Constant = define("Constant", nil, { { "value", 0.0 } })
+function Constant:validate()
+  if type(self.value) ~= "number" then
+    core.raise("Constant: value must be a number. Received: value=" .. tostring(self.value))
+  end
+end
+function Constant:generate(shape)
+  local nd, dims = core.shape_arg(shape, "Constant")
+  return core.wrap(C.kl_tensor_full(nd, dims, self.value))
+end
+
+local RandomNormal = define("RandomNormal", nil, { { "mean", 0.0 }, { "stddev", 0.05 }, { "seed", nil } })
+function RandomNormal:validate() positive("RandomNormal", "stddev", self.stddev) end
+function RandomNormal:generate(shape)
+  return seeded(self.seed, function() return draw(C.kl_random_normal, shape, self.mean, self.stddev) end)
+end
+
+local TruncatedNormal = define("TruncatedNormal", nil, { { "mean", 0.0 }, { "stddev", 0.05 }, { "seed", nil } })
+function TruncatedNormal:validate() positive("TruncatedNormal", "stddev", self.stddev) end
+function TruncatedNormal:generate(shape)
+  return seeded(self.seed, function() return draw(C.kl_random_truncated_normal, shape, self.mean, self.stddev) end)
+end
+
+local RandomUniform = define("RandomUniform", nil, { { "minval", -0.05 }, { "maxval", 0.05 }, { "seed", nil } })
+function RandomUniform:validate()
+  if type(self.minval) ~= "number" or type(self.maxval) ~= "number" or self.maxval < self.minval then
+    core.raise(("RandomUniform: expected minval <= maxval. Received: minval=%s, maxval=%s"):format(
+      tostring(self.minval), tostring(self.maxval)))
+  end
+end
+function RandomUniform:generate(shape)
+  return seeded(self.seed, function() return draw(C.kl_random_uniform, shape, self.minval, self.maxval) end)
+end
+
+-- Keras's compute_fans: kernels are (..., in, out); the leading sizes form the
+-- receptive field.
+local function compute_fans(shape)
+  local n = #shape
+  if n == 0 then return 1, 1 end
+  if n == 1 then return shape[1], shape[1] end
+  if n == 2 then return shape[1], shape[2] end
+  local receptive = 1
+  for i = 1, n - 2 do receptive = receptive * shape[i] end
+  return shape[n - 1] * receptive, shape[n] * receptive
+end
+M.compute_fans = compute_fans
+
+-- Stddev of a standard normal truncated to [-2, 2]: dividing by it keeps the
+-- variance at `scale` (Keras's constant).
+local TRUNC_STD = 0.87962566103423978
+
+local VarianceScaling = define("VarianceScaling", nil,
+  { { "scale", 1.0 }, { "mode", "fan_in" }, { "distribution", "truncated_normal" }, { "seed", nil } })
+function VarianceScaling:validate()
+  local name = self:class_name()
+  positive(name, "scale", self.scale)
+  local modes = { fan_in = true, fan_out = true, fan_avg = true }
+  if not modes[self.mode] then
+    core.raise(("%s: mode must be one of fan_in, fan_out, fan_avg. Received: mode=%s"):format(name, tostring(self.mode)))
+  end
+  if self.distribution == "normal" then self.distribution = "truncated_normal" end
+  local dists = { truncated_normal = true, untruncated_normal = true, uniform = true }
+  if not dists[self.distribution] then
+    core.raise(("%s: distribution must be one of truncated_normal, untruncated_normal, uniform. Received: distribution=%s")
+      :format(name, tostring(self.distribution)))
+  end
+end
+function VarianceScaling:generate(shape)
+  local fan_in, fan_out = compute_fans(shape)
+  local scale = self.scale
+  if self.mode == "fan_in" then
+    scale = scale / math.max(1, fan_in)
+  elseif self.mode == "fan_out" then
+    scale = scale / math.max(1, fan_out)
+  else
+    scale = scale / math.max(1, (fan_in + fan_out) / 2)
+  end
+  return seeded(self.seed, function()
+    if self.distribution == "truncated_normal" then
+      return draw(C.kl_random_truncated_normal, shape, 0.0, math.sqrt(scale) / TRUNC_STD)
+    elseif self.distribution == "untruncated_normal" then
+      return draw(C.kl_random_normal, shape, 0.0, math.sqrt(scale))
+    end
+    local limit = math.sqrt(3 * scale)
+    return draw(C.kl_random_uniform, shape, -limit, limit)
+  end)
+end
+
+-- The named variance-scaling initializers: only the seed is configurable.
+local function fixed(name, scale, mode, distribution)
+  local cls = define(name, VarianceScaling)
+  cls.__init = function(self, kw)
+    if kw ~= nil and type(kw) ~= "table" then kw = { seed = kw } end
+    kw = kw or {}
+    VarianceScaling.__init(self, { scale = scale, mode = mode, distribution = distribution, seed = kw.seed })
+  end
+  cls.get_config = function(self) return { seed = self.seed } end
+  return cls
+end
+fixed("GlorotUniform", 1.0, "fan_avg", "uniform")
+fixed("GlorotNormal", 1.0, "fan_avg", "truncated_normal")
+fixed("HeNormal", 2.0, "fan_in", "truncated_normal")
+fixed("HeUniform", 2.0, "fan_in", "uniform")
+fixed("LecunNormal", 1.0, "fan_in", "truncated_normal")
+fixed("LecunUniform", 1.0, "fan_in", "uniform")
+
+-- Keras: QR of a normal (max(r,c), min(r,c)) matrix, Q's columns signed so
+-- that R's diagonal is positive, transposed when there are fewer rows than
+-- columns, times gain. The QR runs in C (kl_orthonormal, Gram-Schmidt).
+local Orthogonal = define("Orthogonal", nil, { { "gain", 1.0 }, { "seed", nil } })
+function Orthogonal:generate(shape)
+  if #shape < 2 then
+    core.raise(("Orthogonal: the shape must have at least 2 dimensions. Received: shape=%s"):format(core.shape_str(shape)))
+  end
+  local rows = 1
+  for i = 1, #shape - 1 do rows = rows * shape[i] end
+  local cols = shape[#shape]
+  local q = seeded(self.seed, function()
+    return draw(C.kl_random_normal, { math.max(rows, cols), math.min(rows, cols) }, 0.0, 1.0)
+  end)
+  q = core.wrap(C.kl_orthonormal(q.p))
+  if rows < cols then q = core.op("transpose", q, nil, nil, { ints = { 1, 0 } }) end
+  q = core.op("reshape", q, nil, nil, { ints = shape })
+  if self.gain ~= 1 then q = core.op("scale", q, nil, nil, { f = { self.gain, 0 } }) end
+  return q
+end
+
+local Identity = define("Identity", nil, { { "gain", 1.0 } })
+function Identity:generate(shape)
+  if #shape ~= 2 then
+    core.raise(("Identity: only 2D shapes are supported. Received: shape=%s"):format(core.shape_str(shape)))
+  end
+  local eye = core.wrap(C.kl_eye(shape[1], shape[2]))
+  if self.gain ~= 1 then eye = core.op("scale", eye, nil, nil, { f = { self.gain, 0 } }) end
+  return eye
+end
+
+-- Keras's lower-case aliases.
+local aliases = {
+  zeros = "Zeros", ones = "Ones", constant = "Constant", random_normal = "RandomNormal",
+  random_uniform = "RandomUniform", truncated_normal = "TruncatedNormal",
+  variance_scaling = "VarianceScaling", glorot_uniform = "GlorotUniform",
+  glorot_normal = "GlorotNormal", he_normal = "HeNormal", he_uniform = "HeUniform",
+  lecun_normal = "LecunNormal", lecun_uniform = "LecunUniform", orthogonal = "Orthogonal",
+  identity = "Identity",
+  -- Keras's extra names
+  uniform = "RandomUniform", normal = "RandomNormal", one = "Ones", zero = "Zeros",
+}
+for alias, name in pairs(aliases) do M[alias] = M[name] end
+M.IdentityInitializer, M.OrthogonalInitializer = M.Identity, M.Orthogonal
+
+local function is_class(x)
+  return type(x) == "table" and rawget(x, "__index") == x and rawget(x, "__name") ~= nil
+end
+
+--- get(identifier): an initializer from a name ("he_normal", "HeNormal"), a
+-- config {class_name=, config=}, an initializer, a class or a function(shape).
+function M.get(id)
+  if id == nil then return nil end
+  local t = type(id)
+  if t == "function" then return id end
+  if t == "string" then
+    local cls = M[id]
+    if not is_class(cls) then
+      cls = require("klua.saving").get_registered(id)
+      if not is_class(cls) then core.raise(("initializers.get: unknown initializer '%s'"):format(id)) end
+    end
+    return cls()
+  end
+  if t == "table" then
+    if class.is_instance(id, Initializer) then return id end
+    if is_class(id) then return id() end
+    if type(id.class_name) == "string" then
+      local cls = M[id.class_name] or require("klua.saving").get_registered(id.class_name)
+      if not is_class(cls) then core.raise(("initializers.get: unknown initializer '%s'"):format(id.class_name)) end
+      return cls(id.config or {})
+    end
+    if getmetatable(id) and getmetatable(id).__call then return id end
+  end
+  core.raise("initializers.get: cannot interpret " .. tostring(id) .. " as an initializer")
+end
+
+--- serialize(init): {class_name=, config=} (a function serializes to nil).
+function M.serialize(init)
+  if init == nil or type(init) == "function" then return nil end
+  if type(init) == "string" then return init end
+  return { class_name = init:class_name(), config = init:get_config() }
+end
+
+M.deserialize = M.get
+
+return M

@@ -1,0 +1,754 @@
+-- layer.lua — klua.Layer, the base class of every layer (and of klua.Model).
+-- It follows the Keras lifecycle: __init stores the configuration,
+-- build(input_shape) creates the weights once, on the first call, and
+-- call(inputs, kw) computes. The base class tracks weights and sublayers in
+-- assignment order, collects losses, passes `training` and masks down, names
+-- layers and their errors, and round-trips configs. Training loops, summaries
+-- and saving are not here (klua.Model, klua.saving).
+--
+-- Conventions:
+--   * A shape is a Lua list of sizes; an unknown size (the batch in a symbolic
+--     shape) is -1 (Layer.UNKNOWN). build() receives the concrete shape of the
+--     first call's input, batch included.
+--   * call(self, inputs, kw): kw.training is a boolean (given by the caller,
+--     else inherited from the enclosing layer call, else false); kw.mask is the
+--     mask of the inputs (a float tensor of 1 = keep, 0 = skip) or nil; any
+--     other key the caller passed is kept. Several positional tensors are passed
+--     on as call(self, a, b, kw) and build(self, shape_a, shape_b).
+--   * Constructors take a config table: Layer.__init(self, kw) reads name,
+--     dtype, trainable, input_shape, batch_size, input_dim, activity_regularizer
+--     and ignores other keys, so Class.from_config(config) is Class(config).
+local core = require("klua.core")
+local class = require("klua.class")
+
+local Layer = class("Layer")
+
+Layer.UNKNOWN = -1          -- an unknown dimension, e.g. the batch
+Layer.supports_masking = false
+
+local unpack = unpack or table.unpack
+local bit = require("bit")
+local KL_FLAG_VARIABLE = 1
+
+-- Per-variable metadata that the C tensor cannot hold: regularizer and
+-- constraint. Keyed by the Variable's cdata (weak: dies with the variable).
+local var_info = setmetatable({}, { __mode = "k" })
+-- The mask attached to a tensor by the layer that produced it (Keras's
+-- `_keras_mask`). Weak keys: a mask lives as long as its tensor.
+local masks = setmetatable({}, { __mode = "k" })
+
+-- The innermost layer call in progress: { training = bool } or nil at top level.
+local context = nil
+
+local is_tensor = core.is_tensor
+
+local function is_variable(x)
+  return is_tensor(x) and bit.band(x.flags, KL_FLAG_VARIABLE) ~= 0
+end
+
+local function is_layer(x)
+  return type(x) == "table" and rawget(x, "_klua_layer") == true
+end
+Layer.is_layer = is_layer
+
+-- The class an instance belongs to, and its name.
+local function class_of(obj)
+  return getmetatable(obj)
+end
+
+local function class_name(cls)
+  return type(cls) == "table" and rawget(cls, "__name") or "Layer"
+end
+
+function Layer.class_name(self)
+  return class_name(is_layer(self) and class_of(self) or self)
+end
+
+-- Keras's to_snake_case: "MLPBlock" -> "mlp_block", "Conv2D" -> "conv2d".
+local function snake_case(name)
+  local s = name:gsub("(.)(%u%l+)", "%1_%2")
+  s = s:gsub("(%l)(%u)", "%1_%2")
+  return s:lower()
+end
+Layer.snake_case = snake_case
+
+-- Unique names per prefix: dense, dense_1, dense_2 ...
+local uids = {}
+local function unique_name(prefix)
+  local n = uids[prefix]
+  uids[prefix] = (n or 0) + 1
+  if n == nil then return prefix end
+  return prefix .. "_" .. n
+end
+Layer.unique_name = unique_name
+-- Forget the name counters (klua.backend.clear_session-like, for tests).
+function Layer.reset_names()
+  uids = {}
+end
+
+local shape_str = core.shape_str
+Layer.shape_str = shape_str
+
+-- Constructors accept Keras's positional first argument or one config table:
+-- Dense(32, {activation = "relu"}) and Dense{units = 32, activation = "relu"}.
+-- Returns the first argument's value and the keyword table.
+function Layer.args(first, kw, key)
+  if type(first) == "table" and kw == nil and getmetatable(first) == nil then
+    local v = first[key]
+    if v == nil then v = first[1] end
+    return v, first
+  end
+  return first, kw or {}
+end
+
+-- Keras-style argument check: "Dense: units must be a positive integer. Received: units=-3".
+function Layer.check_positive_int(cls, key, v)
+  if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
+    core.raise(("%s: %s must be a positive integer. Received: %s=%s"):format(cls, key, key, tostring(v)))
+  end
+  return v
+end
+
+--------------------------------------------------------------------------------
+-- Errors
+
+local function prefix_of(self)
+  return string.format("%s '%s': ", Layer.class_name(self), tostring(rawget(self, "name")))
+end
+
+-- Raise `<Class> '<name>': <message>` at the user's line.
+function Layer:raise(fmt, ...)
+  local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
+  core.raise(prefix_of(self) .. msg)
+end
+
+-- An error escaping call()/build(): name the layer unless a layer already did.
+local function annotate(self, err)
+  if type(err) ~= "string" then return err end
+  if err:find("%u[%w_]*%s'[^']*': ") then return err end
+  local pos, rest = err:match("^([^\n]-:%d+: )(.*)$")
+  if pos then return pos .. prefix_of(self) .. rest end
+  return prefix_of(self) .. err
+end
+
+--------------------------------------------------------------------------------
+-- Tracking. Lua tables do not keep insertion order, so every instance keeps an
+-- ordered registry `_tracked`: variables created by add_weight and the names of
+-- fields first assigned through __newindex. Values are read live, so a field
+-- that is reassigned keeps its place.
+
+-- Visit a value held by a layer: variables, layers, and plain tables of them
+-- (array part in order, then other keys sorted, for a stable order).
+local function walk_value(v, on_var, on_layer, seen)
+  if is_variable(v) then
+    on_var(v)
+  elseif is_layer(v) then
+    on_layer(v)
+  elseif type(v) == "table" and getmetatable(v) == nil and not seen[v] then
+    seen[v] = true
+    local n = #v
+    for i = 1, n do walk_value(v[i], on_var, on_layer, seen) end
+    local keys
+    for k in pairs(v) do
+      if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then
+        keys = keys or {}
+        keys[#keys + 1] = k
+      end
+    end
+    if keys then
+      table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+      for _, k in ipairs(keys) do walk_value(v[k], on_var, on_layer, seen) end
+    end
+  end
+end
+
+-- Direct children: each tracked entry of `layer`, in order.
+local function each_entry(layer, on_var, on_layer)
+  local seen = {}
+  for _, e in ipairs(rawget(layer, "_tracked")) do
+    if type(e) == "string" then
+      walk_value(rawget(layer, e), on_var, on_layer, seen)
+    else
+      on_var(e)
+    end
+  end
+end
+
+-- All variables reachable from `root`, deduplicated, in tracking order.
+local function collect_variables(root)
+  local out, seen_var, seen_layer = {}, {}, {}
+  local visit
+  local function on_var(v)
+    if not seen_var[v] then
+      seen_var[v] = true
+      out[#out + 1] = v
+    end
+  end
+  visit = function(layer)
+    if seen_layer[layer] then return end
+    seen_layer[layer] = true
+    each_entry(layer, on_var, visit)
+  end
+  visit(root)
+  return out
+end
+
+-- `root` and every layer below it (pre-order, deduplicated).
+function Layer:_flatten_layers(include_self)
+  local out, seen = {}, {}
+  local function visit(layer)
+    if seen[layer] then return end
+    seen[layer] = true
+    out[#out + 1] = layer
+    each_entry(layer, function() end, visit)
+  end
+  visit(self)
+  if include_self == false then table.remove(out, 1) end
+  return out
+end
+
+-- Direct sublayers, in assignment order.
+function Layer:_sublayers()
+  local out, seen = {}, {}
+  each_entry(self, function() end, function(l)
+    if not seen[l] and l ~= self then
+      seen[l] = true
+      out[#out + 1] = l
+    end
+  end)
+  return out
+end
+
+local function remember_variable(self, v, trainable)
+  local own = rawget(self, "_own")
+  for _, e in ipairs(own) do
+    if e.var == v then return end
+  end
+  own[#own + 1] = { var = v, trainable = trainable }
+end
+
+local function set_trainable(self, value)
+  value = value and true or false
+  rawset(self, "_trainable", value)
+  -- Variables created trainable follow their layer's flag (as in Keras 3), so
+  -- a recording tape stops watching frozen weights.
+  for _, e in ipairs(rawget(self, "_own")) do
+    if e.trainable then e.var.trainable = value end
+  end
+  for _, l in ipairs(self:_sublayers()) do set_trainable(l, value) end
+end
+
+-- Read-only properties computed on access.
+local getters = {}
+
+function getters.trainable(self)
+  return rawget(self, "_trainable")
+end
+
+function getters.weights(self)
+  return collect_variables(self)
+end
+getters.variables = getters.weights
+
+function getters.trainable_weights(self)
+  if not rawget(self, "_trainable") then return {} end
+  local out = {}
+  for _, v in ipairs(collect_variables(self)) do
+    if v.trainable then out[#out + 1] = v end
+  end
+  return out
+end
+getters.trainable_variables = getters.trainable_weights
+
+function getters.non_trainable_weights(self)
+  local all = collect_variables(self)
+  if not rawget(self, "_trainable") then return all end
+  local out = {}
+  for _, v in ipairs(all) do
+    if not v.trainable then out[#out + 1] = v end
+  end
+  return out
+end
+getters.non_trainable_variables = getters.non_trainable_weights
+
+-- The losses of the last top-level call (add_loss in this layer and the layers
+-- below it), then the regularization losses of the trainable weights, computed
+-- now (so reading `losses` under a tape records them).
+function getters.losses(self)
+  local out = {}
+  for _, l in ipairs(self:_flatten_layers()) do
+    for _, loss in ipairs(rawget(l, "_losses")) do out[#out + 1] = loss end
+  end
+  for _, v in ipairs(getters.trainable_weights(self)) do
+    local info = var_info[v]
+    if info and info.regularizer then out[#out + 1] = info.regularizer(v) end
+  end
+  return out
+end
+
+local readonly = {
+  weights = true, variables = true, trainable_weights = true, trainable_variables = true,
+  non_trainable_weights = true, non_trainable_variables = true, losses = true,
+}
+
+local function newindex(self, k, v)
+  if k == "trainable" then
+    set_trainable(self, v)
+    return
+  end
+  if readonly[k] then
+    Layer.raise(self, "'%s' is read-only", tostring(k))
+  end
+  if v ~= nil and type(k) == "string" and (type(v) == "table" or type(v) == "cdata") then
+    local tracked = rawget(self, "_tracked")
+    if tracked then
+      tracked[#tracked + 1] = k
+      if is_variable(v) then remember_variable(self, v, v.trainable) end
+    end
+  end
+  rawset(self, k, v)
+end
+
+-- build() as seen through an instance marks the layer built when it returns,
+-- so calling layer:build(shape) by hand and then layer(x) builds only once.
+local build_wrappers = setmetatable({}, { __mode = "k" })
+local function wrap_build(f)
+  local w = build_wrappers[f]
+  if not w then
+    w = function(self, ...)
+      local r = f(self, ...)
+      if is_layer(self) then
+        rawset(self, "built", true)
+        if rawget(self, "_build_shapes") == nil then rawset(self, "_build_shapes", { ... }) end
+      end
+      return r
+    end
+    build_wrappers[f] = w
+  end
+  return w
+end
+
+--------------------------------------------------------------------------------
+-- Instance metatables. The class library decides what an instance's metatable
+-- is; the first time a layer of a class is created, that metatable gets the
+-- layer behaviour: properties, ordered tracking, __call and __tostring.
+
+local our_index = setmetatable({}, { __mode = "k" })
+local call_layer, layer_tostring
+
+local function install(mt)
+  if rawget(mt, "__klua_layer_mt") == mt then return end
+  local base = rawget(mt, "__index")
+  if base == nil or our_index[base] then base = mt end
+  local index
+  if type(base) == "function" then
+    index = function(t, k)
+      local g = getters[k]
+      if g then return g(t) end
+      local v = base(t, k)
+      if k == "build" and type(v) == "function" then return wrap_build(v) end
+      return v
+    end
+  else
+    index = function(t, k)
+      local g = getters[k]
+      if g then return g(t) end
+      local v = base[k]
+      if k == "build" and type(v) == "function" then return wrap_build(v) end
+      return v
+    end
+  end
+  our_index[index] = true
+  rawset(mt, "__index", index)
+  rawset(mt, "__newindex", newindex)
+  -- A class may define its own __call / __tostring (klua.Model's summary line).
+  if rawget(mt, "__call") == nil then rawset(mt, "__call", call_layer) end
+  if rawget(mt, "__tostring") == nil then rawset(mt, "__tostring", layer_tostring) end
+  rawset(mt, "__klua_layer_mt", mt)
+end
+
+--------------------------------------------------------------------------------
+-- Construction
+
+local function shape_list(s, what, self)
+  if type(s) == "number" then s = { s } end
+  if type(s) ~= "table" then Layer.raise(self, "%s must be a list of sizes, got %s", what, type(s)) end
+  local out = {}
+  for i = 1, #s do
+    local d = s[i]
+    if type(d) ~= "number" or d % 1 ~= 0 then
+      Layer.raise(self, "%s must hold integers, got %s at position %d", what, tostring(d), i)
+    end
+    out[i] = d
+  end
+  return out
+end
+
+function Layer:__init(kw)
+  if type(kw) ~= "table" then kw = {} end
+  local mt = getmetatable(self)
+  install(mt)
+  -- Fields set before this call (a subclass that assigns first) are tracked
+  -- too, in sorted order since their assignment order is lost.
+  local early = {}
+  for k, v in pairs(self) do
+    if type(k) == "string" and (type(v) == "table" or type(v) == "cdata") then early[#early + 1] = k end
+  end
+  table.sort(early)
+  rawset(self, "_klua_layer", true)
+  rawset(self, "_tracked", early)
+  rawset(self, "_own", {})
+  rawset(self, "_losses", {})
+  rawset(self, "_trainable", kw.trainable ~= false)
+  rawset(self, "built", rawget(self, "built") or false)
+  local cname = Layer.class_name(self)
+  if kw.name ~= nil and (type(kw.name) ~= "string" or kw.name == "") then
+    core.raise(string.format("%s: name must be a non-empty string, got %s", cname, tostring(kw.name)))
+  end
+  rawset(self, "name", kw.name or unique_name(snake_case(cname)))
+  local dtype = kw.dtype or "float32"
+  if dtype ~= "float32" then
+    Layer.raise(self, "dtype %s is not supported (klua computes in float32)", tostring(dtype))
+  end
+  rawset(self, "dtype", dtype)
+  -- Keras's input_shape / input_dim / batch_size: the shape a model builds
+  -- this layer with, batch first (-1 when unknown).
+  local ishape = kw.input_shape or (kw.input_dim and { kw.input_dim })
+  if ishape then
+    local s = shape_list(ishape, "input_shape", self)
+    table.insert(s, 1, kw.batch_size or -1)
+    rawset(self, "batch_input_shape", s)
+  end
+  if kw.activity_regularizer ~= nil then
+    rawset(self, "activity_regularizer", require("klua.regularizers").get(kw.activity_regularizer))
+  end
+end
+
+-- Class:extend gives each class its own from_config, so that the Keras
+-- spelling Linear.from_config(config) (no self) knows which class to build.
+local base_extend = Layer.extend
+function Layer.extend(cls, ...)
+  local sub = base_extend(cls, ...)
+  rawset(sub, "from_config", function(a, b)
+    if b ~= nil then return a(b) end    -- Linear:from_config(config)
+    return sub(a)                       -- Linear.from_config(config)
+  end)
+  return sub
+end
+
+function Layer.from_config(a, b)
+  if b ~= nil then return a(b) end
+  core.raise("Layer.from_config: call it on a class, e.g. Dense.from_config(config)")
+end
+
+--------------------------------------------------------------------------------
+-- Lifecycle
+
+function Layer:build(input_shape) end
+
+function Layer:call(inputs, kw)
+  self:raise("call() is not implemented; subclasses define call(self, inputs, kw)")
+end
+
+-- Add a weight (a klua.Variable owned by the C core).
+--   shape, initializer ("glorot_uniform" by default, a name, an initializer
+--   object, a function(shape) or a tensor), name, trainable (true),
+--   dtype ("float32"), regularizer, constraint.
+function Layer:add_weight(kw)
+  kw = kw or {}
+  local klua = require("klua")
+  local shape = shape_list(kw.shape or kw[1] or {}, "add_weight: shape", self)
+  for i, d in ipairs(shape) do
+    if d < 0 then self:raise("add_weight: shape %s has an unknown size at position %d", shape_str(shape), i) end
+  end
+  local dtype = kw.dtype or "float32"
+  if dtype ~= "float32" then self:raise("add_weight: dtype %s is not supported", tostring(dtype)) end
+  local own = rawget(self, "_own")
+  local name = kw.name or (#own == 0 and "variable" or ("variable_" .. #own))
+  local init = kw.initializer
+  if init == nil then init = "glorot_uniform" end
+  local value
+  if is_tensor(init) then
+    value = init
+  else
+    local ok, f = pcall(require("klua.initializers").get, init)
+    if not ok then self:raise("add_weight '%s': %s", name, tostring(f)) end
+    value = f(shape)
+    value = core.to_tensor(value)
+  end
+  local got = value:shape()
+  if #got ~= #shape then
+    self:raise("add_weight '%s': the initializer returned shape %s, expected %s", name, shape_str(got), shape_str(shape))
+  end
+  for i = 1, #shape do
+    if got[i] ~= shape[i] then
+      self:raise("add_weight '%s': the initializer returned shape %s, expected %s", name, shape_str(got), shape_str(shape))
+    end
+  end
+  local trainable = kw.trainable ~= false
+  local v = klua.Variable(value, { name = name, trainable = trainable and rawget(self, "_trainable") })
+  local info = {}
+  if kw.regularizer ~= nil then info.regularizer = require("klua.regularizers").get(kw.regularizer) end
+  if kw.constraint ~= nil then info.constraint = require("klua.constraints").get(kw.constraint) end
+  info.path = rawget(self, "name") .. "/" .. name
+  var_info[v] = info
+  local tracked = rawget(self, "_tracked")
+  tracked[#tracked + 1] = v
+  own[#own + 1] = { var = v, trainable = trainable }
+  return v
+end
+
+-- Metadata of a weight for optimizers and savers.
+function Layer.constraint_of(v) local i = var_info[v]; return i and i.constraint end
+function Layer.regularizer_of(v) local i = var_info[v]; return i and i.regularizer end
+function Layer.path_of(v) local i = var_info[v]; return i and i.path or (v.name or "variable") end
+
+-- A loss to add to the training objective (inside call, usually).
+function Layer:add_loss(value)
+  local losses = rawget(self, "_losses")
+  losses[#losses + 1] = core.to_tensor(value)
+end
+
+local function clear_losses(self)
+  for _, l in ipairs(self:_flatten_layers()) do rawset(l, "_losses", {}) end
+end
+
+-- Masks travel beside tensors.
+function Layer.get_mask(t)
+  if type(t) == "table" and not is_layer(t) then
+    local out, any = {}, false
+    for i = 1, #t do
+      out[i] = masks[t[i]] or false
+      any = any or out[i] ~= false
+    end
+    return any and out or nil
+  end
+  return t ~= nil and masks[t] or nil
+end
+
+function Layer.set_mask(t, m)
+  if is_tensor(t) then
+    masks[t] = m
+  elseif type(t) == "table" and type(m) == "table" then
+    for i = 1, #t do
+      if is_tensor(t[i]) then masks[t[i]] = m[i] or nil end
+    end
+  end
+end
+
+-- The output mask. Layers that make masks (Embedding, Masking) or change them
+-- override this; layers with supports_masking = true pass the mask through.
+function Layer:compute_mask(inputs, mask)
+  if self.supports_masking then return mask end
+  return nil
+end
+
+-- Plain numbers and nested tables become tensors; lists of tensors stay lists.
+local function convert_input(x)
+  local tx = type(x)
+  if tx == "number" then return core.to_tensor(x) end
+  if tx == "table" and not is_layer(x) then
+    local first = x[1]
+    if type(first) == "number" or (type(first) == "table" and not is_layer(first) and getmetatable(first) == nil
+        and (type(first[1]) == "number" or type(first[1]) == "table")) then
+      return core.to_tensor(x)
+    end
+  end
+  return x
+end
+
+local function shape_of(x)
+  if is_tensor(x) then return x:shape() end
+  if type(x) == "table" then
+    local out = {}
+    for i = 1, #x do out[i] = shape_of(x[i]) end
+    return out
+  end
+  return nil
+end
+
+local function kw_like(x)
+  return type(x) == "table" and not is_layer(x) and getmetatable(x) == nil and x[1] == nil
+end
+
+-- Optional hook for symbolic (functional API) inputs, set by klua.Model:
+-- Layer.functional = { is_symbolic = function(x) ..., call = function(layer, args, kw) ... }
+Layer.functional = nil
+
+local function run(self, n, args, kw)
+  if not rawget(self, "built") then
+    local shapes = {}
+    for i = 1, n do shapes[i] = shape_of(args[i]) end
+    self:build(unpack(shapes, 1, n))
+    rawset(self, "built", true)
+    rawset(self, "_build_shapes", shapes)
+  end
+  args[n + 1] = kw
+  local res = { self:call(unpack(args, 1, n + 1)) }
+  local out = res[1]
+  local areg = rawget(self, "activity_regularizer")
+  if areg and is_tensor(out) then
+    local batch = out.nd > 0 and tonumber(out.dims[0]) or 1
+    self:add_loss(areg(out) / batch)
+  end
+  if out ~= nil and (kw.mask ~= nil or self.compute_mask ~= Layer.compute_mask) then
+    local m = self:compute_mask(args[1], kw.mask)
+    if m ~= nil then Layer.set_mask(out, m) end
+  end
+  return res
+end
+
+-- layer(inputs, kw) / layer(a, b, kw)
+call_layer = function(self, ...)
+  local n = select("#", ...)
+  local args = { ... }
+  local kw = nil
+  if n >= 2 and kw_like(args[n]) then
+    kw = args[n]
+    args[n] = nil
+    n = n - 1
+  end
+  while n > 0 and args[n] == nil do n = n - 1 end
+  if n == 0 then Layer.raise(self, "called without inputs") end
+  local hook = Layer.functional
+  if hook and hook.is_symbolic(args[1]) then return hook.call(self, args, kw or {}) end
+  for i = 1, n do args[i] = convert_input(args[i]) end
+  local ckw = {}
+  if kw then for k, v in pairs(kw) do ckw[k] = v end end
+  local outer = context
+  if ckw.training == nil then ckw.training = outer ~= nil and outer.training or false end
+  ckw.training = ckw.training and true or false
+  if ckw.mask == nil then ckw.mask = Layer.get_mask(args[1]) end
+  if outer == nil then clear_losses(self) end
+  context = { training = ckw.training }
+  local ok, res = pcall(run, self, n, args, ckw)
+  context = outer
+  if not ok then error(annotate(self, res), 0) end
+  return unpack(res, 1, table.maxn(res))
+end
+
+-- The training flag of the layer call in progress (false outside calls).
+function Layer.in_training()
+  return context ~= nil and context.training or false
+end
+
+--------------------------------------------------------------------------------
+-- Shapes, parameters, config
+
+-- Default: run call on zeros of that shape (unknown sizes as 1), outside any
+-- tape, and read the output's shape. Layers override this when they can say
+-- it without computing; a stateful call runs once more (losses are restored).
+function Layer:compute_output_shape(input_shape, ...)
+  local klua = require("klua")
+  local function concrete(s)
+    if type(s[1]) == "table" then
+      local out = {}
+      for i, t in ipairs(s) do out[i] = concrete(t) end
+      return out
+    end
+    local dims = {}
+    for i, d in ipairs(s) do dims[i] = d < 0 and 1 or d end
+    return klua.zeros(dims)
+  end
+  local saved = {}
+  for _, l in ipairs(self:_flatten_layers()) do saved[l] = rawget(l, "_losses") end
+  local token = core.C.kl_grad_pause()
+  local args = { concrete(input_shape) }
+  for i, s in ipairs({ ... }) do args[i + 1] = concrete(s) end
+  args[#args + 1] = { training = false }
+  local ok, out = pcall(call_layer, self, unpack(args))
+  core.C.kl_grad_resume(token)
+  for l, losses in pairs(saved) do rawset(l, "_losses", losses) end
+  if not ok then error(out, 0) end
+  local function restore(t, s)
+    local shape = t:shape()
+    if type(s[1]) ~= "table" and s[1] == -1 and shape[1] == 1 then shape[1] = -1 end
+    return shape
+  end
+  if is_tensor(out) then return restore(out, input_shape) end
+  local shapes = {}
+  for i, t in ipairs(out) do shapes[i] = restore(t, input_shape) end
+  return shapes
+end
+
+function Layer:count_params()
+  local weights = collect_variables(self)
+  if not rawget(self, "built") and #weights == 0 then
+    self:raise("count_params() needs the weights: call the layer on an input or build(input_shape) first")
+  end
+  local n = 0
+  for _, v in ipairs(weights) do n = n + tonumber(v.count) end
+  return n
+end
+
+-- Copies of the weights' values, in `weights` order.
+function Layer:get_weights()
+  local out = {}
+  for i, v in ipairs(collect_variables(self)) do out[i] = v:value() end
+  return out
+end
+
+function Layer:set_weights(values)
+  local weights = collect_variables(self)
+  if type(values) ~= "table" or #values ~= #weights then
+    self:raise("set_weights: expected a list of %d values, got %s", #weights,
+      type(values) == "table" and tostring(#values) or type(values))
+  end
+  for i, v in ipairs(weights) do
+    local t = core.to_tensor(values[i])
+    local a, b = v:shape(), t:shape()
+    local same = #a == #b
+    for j = 1, #a do same = same and a[j] == b[j] end
+    if not same then
+      self:raise("set_weights: weight %d (%s) has shape %s, got %s", i, Layer.path_of(v), shape_str(a), shape_str(b))
+    end
+    v:assign(t)
+  end
+end
+
+-- The base keys; subclasses add theirs:
+--   local config = Linear.super.get_config(self); config.units = self.units; return config
+function Layer:get_config()
+  local config = { name = rawget(self, "name"), trainable = rawget(self, "_trainable"), dtype = rawget(self, "dtype") }
+  if rawget(self, "batch_input_shape") then
+    local s = {}
+    for i, d in ipairs(rawget(self, "batch_input_shape")) do s[i] = d end
+    config.batch_input_shape = s
+    config.input_shape = { unpack(s, 2) }
+    config.batch_size = s[1] ~= -1 and s[1] or nil
+  end
+  if rawget(self, "activity_regularizer") then
+    config.activity_regularizer = require("klua.regularizers").serialize(rawget(self, "activity_regularizer"))
+  end
+  return config
+end
+
+-- The shapes build() was called with (for saving and rebuilding).
+function Layer:get_build_config()
+  local shapes = rawget(self, "_build_shapes")
+  if not shapes then return nil end
+  return { input_shape = shapes[1], input_shapes = shapes }
+end
+
+function Layer:build_from_config(config)
+  if config and config.input_shapes and not rawget(self, "built") then
+    self:build(unpack(config.input_shapes))
+  elseif config and config.input_shape and not rawget(self, "built") then
+    self:build(config.input_shape)
+  end
+end
+
+layer_tostring = function(self)
+  local cname, name = Layer.class_name(self), tostring(rawget(self, "name"))
+  local weights = collect_variables(self)
+  if not rawget(self, "built") and #weights == 0 then
+    return string.format("%s '%s' (not built)", cname, name)
+  end
+  local n = 0
+  for _, v in ipairs(weights) do n = n + tonumber(v.count) end
+  local extra = rawget(self, "_trainable") and "" or ", frozen"
+  return string.format("%s '%s' (%d weight%s, %d params%s)", cname, name, #weights,
+    #weights == 1 and "" or "s", n, extra)
+end
+
+return Layer

@@ -1,0 +1,9 @@
+-- add.lua — Add: the elementwise sum of a list of tensors.
+local core = require("klua.core")
+local Merge = require("klua.layers.merge")
+
+return Merge.define("Add", function(self, list)
+  local out = list[1]
+  for i = 2, #list do out = core.op("add", out, list[i]) end
+  return out
+end)

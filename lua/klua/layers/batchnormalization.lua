@@ -1,0 +1,166 @@
+-- batchnormalization.lua — BatchNormalization: normalises each feature (the
+-- `axis`, last by default) with the batch's mean and variance in training
+-- and with moving averages of them in inference:
+--   moving = moving * momentum + batch * (1 - momentum)
+-- Training uses the fused C ops moments + batch_norm (src/ops/normalization.c).
+-- A frozen layer (trainable = false) runs in inference mode, as in Keras.
+local core = require("klua.core")
+local Layer = require("klua.layer")
+local ops = require("klua.ops")
+local initializers = require("klua.initializers")
+local regularizers = require("klua.regularizers")
+local constraints = require("klua.constraints")
+local op = core.op
+
+local BatchNormalization = Layer:extend("BatchNormalization")
+BatchNormalization.supports_masking = true
+
+-- The fused C op over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta.
+local ffi = require("ffi")
+local bn_inputs = ffi.new("kl_tensor *[5]")
+function BatchNormalization.fused(x, mean, var, gamma, beta, eps)
+  local list = { x, mean, var, gamma, beta }
+  for i = 1, 5 do
+    local t = list[i]
+    if not core.is_tensor(t) then t = core.to_tensor(t); list[i] = t end
+    bn_inputs[i - 1] = t.p
+  end
+  local at = core.fresh_attrs()
+  at.f[0] = eps or 1e-3
+  local y = core.wrap(core.C.kl_op_n(core.op_ids.batch_norm, 5, bn_inputs, at))
+  for i = 0, 4 do bn_inputs[i] = nil end
+  local _ = list  -- keeps the inputs alive across the call
+  return y
+end
+local fused = BatchNormalization.fused
+
+function BatchNormalization:__init(kw)
+  kw = kw or {}
+  BatchNormalization.super.__init(self, kw)
+  self.axis = kw.axis or -1
+  self.momentum = kw.momentum or 0.99
+  self.epsilon = kw.epsilon or 1e-3
+  self.center = kw.center ~= false
+  self.scale = kw.scale ~= false
+  if type(self.axis) ~= "number" or self.axis == 0 or self.axis % 1 ~= 0 then
+    self:raise("axis must be a non-zero integer (1-based, -1 last). Received: axis=%s", tostring(self.axis))
+  end
+  if type(self.momentum) ~= "number" or self.momentum < 0 or self.momentum > 1 then
+    self:raise("momentum must be in [0, 1]. Received: momentum=%s", tostring(self.momentum))
+  end
+  if type(self.epsilon) ~= "number" or self.epsilon < 0 then
+    self:raise("epsilon must be a non-negative number. Received: epsilon=%s", tostring(self.epsilon))
+  end
+  self.beta_initializer = initializers.get(kw.beta_initializer or "zeros")
+  self.gamma_initializer = initializers.get(kw.gamma_initializer or "ones")
+  self.moving_mean_initializer = initializers.get(kw.moving_mean_initializer or "zeros")
+  self.moving_variance_initializer = initializers.get(kw.moving_variance_initializer or "ones")
+  self.beta_regularizer = regularizers.get(kw.beta_regularizer)
+  self.gamma_regularizer = regularizers.get(kw.gamma_regularizer)
+  self.beta_constraint = constraints.get(kw.beta_constraint)
+  self.gamma_constraint = constraints.get(kw.gamma_constraint)
+end
+
+function BatchNormalization:build(input_shape)
+  local nd = #input_shape
+  local ax = self.axis < 0 and nd + self.axis + 1 or self.axis
+  if ax < 1 or ax > nd then
+    self:raise("axis %d is out of range for an input of shape %s", self.axis, Layer.shape_str(input_shape))
+  end
+  local c = input_shape[ax]
+  if c == nil or c < 1 then self:raise("the size of axis %d must be known, got shape %s", self.axis, Layer.shape_str(input_shape)) end
+  rawset(self, "_axis", ax)
+  rawset(self, "_features", c)
+  if self.scale then
+    self.gamma = self:add_weight{ shape = { c }, name = "gamma", initializer = self.gamma_initializer,
+      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
+  end
+  if self.center then
+    self.beta = self:add_weight{ shape = { c }, name = "beta", initializer = self.beta_initializer,
+      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
+  end
+  self.moving_mean = self:add_weight{ shape = { c }, name = "moving_mean", initializer = self.moving_mean_initializer, trainable = false }
+  self.moving_variance = self:add_weight{ shape = { c }, name = "moving_variance",
+    initializer = self.moving_variance_initializer, trainable = false }
+end
+
+-- Mean and variance over the unmasked positions, for a mask shaped like the
+-- input without its feature axis (Keras 3's masked moments).
+local function masked_moments(x, mask)
+  local ms = mask:shape()
+  ms[#ms + 1] = 1
+  local w = op("reshape", mask, nil, nil, { ints = ms })
+  local axes = {}
+  for i = 1, x.nd - 1 do axes[i] = i end
+  local count = ops.maximum(ops.sum(w), 1e-12)
+  local mean = ops.sum(x * w, axes) / count
+  local d = x - mean
+  local var = ops.sum(d * d * w, axes) / count
+  return mean, var
+end
+
+function BatchNormalization:call(x, kw)
+  local nd, ax, c = x.nd, rawget(self, "_axis"), rawget(self, "_features")
+  if nd < ax or tonumber(x.dims[ax - 1]) ~= c then
+    self:raise("expected %d features on axis %d, got shape %s", c, self.axis, core.shape_str(x:shape()))
+  end
+  -- Features last: move the axis there and back.
+  local perm
+  if ax ~= nd then
+    perm = {}
+    for i = 1, nd do perm[i] = i - 1 end
+    table.remove(perm, ax)
+    perm[nd] = ax - 1
+    x = op("transpose", x, nil, nil, { ints = perm })
+  end
+  local gamma = self.gamma or core.op("scale", self.moving_mean, nil, nil, { f = { 0, 1 } })
+  local beta = self.beta or core.op("scale", self.moving_mean, nil, nil, { f = { 0, 0 } })
+  local y
+  if kw.training and self.trainable then
+    local mean, var
+    local mask = kw.mask
+    if mask ~= nil and core.is_tensor(mask) and mask.nd == nd - 1 and ax == nd then
+      mean, var = masked_moments(x, mask)
+    else
+      local stats = op("moments", x)
+      mean = op("reshape", ops.slice_axis(stats, 1, 1, 1), nil, nil, { ints = { c } })
+      var = op("reshape", ops.slice_axis(stats, 1, 2, 2), nil, nil, { ints = { c } })
+    end
+    y = fused(x, mean, var, gamma, beta, self.epsilon)
+    local m = self.momentum
+    local token = core.C.kl_grad_pause()
+    local ok, err = pcall(function()
+      self.moving_mean:assign(self.moving_mean * m + mean * (1 - m))
+      self.moving_variance:assign(self.moving_variance * m + var * (1 - m))
+    end)
+    core.C.kl_grad_resume(token)
+    if not ok then error(err, 0) end
+  else
+    y = fused(x, self.moving_mean, self.moving_variance, gamma, beta, self.epsilon)
+  end
+  if perm then
+    local inv = {}
+    for i, p in ipairs(perm) do inv[p + 1] = i - 1 end
+    y = op("transpose", y, nil, nil, { ints = inv })
+  end
+  return y
+end
+
+function BatchNormalization:compute_output_shape(s) return s end
+
+function BatchNormalization:get_config()
+  local config = BatchNormalization.super.get_config(self)
+  config.axis, config.momentum, config.epsilon = self.axis, self.momentum, self.epsilon
+  config.center, config.scale = self.center, self.scale
+  config.beta_initializer = initializers.serialize(self.beta_initializer)
+  config.gamma_initializer = initializers.serialize(self.gamma_initializer)
+  config.moving_mean_initializer = initializers.serialize(self.moving_mean_initializer)
+  config.moving_variance_initializer = initializers.serialize(self.moving_variance_initializer)
+  config.beta_regularizer = regularizers.serialize(self.beta_regularizer)
+  config.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
+  config.beta_constraint = constraints.serialize(self.beta_constraint)
+  config.gamma_constraint = constraints.serialize(self.gamma_constraint)
+  return config
+end
+
+return BatchNormalization

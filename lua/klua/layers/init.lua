@@ -1,0 +1,66 @@
+-- layers/init.lua — klua.layers: the built-in layer classes, one per file in
+-- this directory (file name = class name in lower case), loaded on first use:
+--   klua.layers.Dense  -> require("klua.layers.dense")
+-- Every class loaded here is registered with klua.saving under its name.
+local layers = {}
+
+-- Class name -> module file. Each section belongs to the engineer named in it.
+local files = {
+  -- core layers, normalisation, embedding, merging (Layer API owner)
+  Dense = "dense", Activation = "activation", Dropout = "dropout", Flatten = "flatten",
+  Reshape = "reshape", Permute = "permute", RepeatVector = "repeatvector", Lambda = "lambda",
+  BatchNormalization = "batchnormalization", LayerNormalization = "layernormalization",
+  Embedding = "embedding", Masking = "masking",
+  Add = "add", Subtract = "subtract", Multiply = "multiply", Average = "average",
+  Concatenate = "concatenate", Maximum = "maximum", Minimum = "minimum", Merge = "merge",
+  -- activation layers (Keras also has these as classes)
+  ReLU = "relu", LeakyReLU = "leakyrelu", ELU = "elu", Softmax = "softmax",
+
+  -- convolution, pooling, resizing, recurrent, attention (layers engineer)
+  Conv1D = "conv1d", Conv2D = "conv2d", Conv2DTranspose = "conv2dtranspose", DepthwiseConv2D = "depthwiseconv2d",
+  MaxPooling1D = "maxpooling1d", MaxPooling2D = "maxpooling2d",
+  AveragePooling1D = "averagepooling1d", AveragePooling2D = "averagepooling2d",
+  GlobalAveragePooling1D = "globalaveragepooling1d", GlobalAveragePooling2D = "globalaveragepooling2d",
+  GlobalMaxPooling1D = "globalmaxpooling1d", GlobalMaxPooling2D = "globalmaxpooling2d",
+  UpSampling2D = "upsampling2d", ZeroPadding2D = "zeropadding2d",
+  SimpleRNN = "simplernn", LSTM = "lstm", GRU = "gru", Bidirectional = "bidirectional",
+  TimeDistributed = "timedistributed", MultiHeadAttention = "multiheadattention",
+  -- Keras's aliases
+  Convolution1D = "conv1d", Convolution2D = "conv2d", Convolution2DTranspose = "conv2dtranspose",
+  MaxPool1D = "maxpooling1d", MaxPool2D = "maxpooling2d", AvgPool1D = "averagepooling1d", AvgPool2D = "averagepooling2d",
+  GlobalAvgPool1D = "globalaveragepooling1d", GlobalAvgPool2D = "globalaveragepooling2d",
+  GlobalMaxPool1D = "globalmaxpooling1d", GlobalMaxPool2D = "globalmaxpooling2d",
+}
+layers.files = files
+
+setmetatable(layers, {
+  __index = function(t, name)
+    local file = files[name]
+    if not file then return nil end
+    local cls = require("klua.layers." .. file)
+    rawset(t, name, cls)
+    require("klua.saving").register_serializable(cls, { package = "klua" })
+    return cls
+  end,
+})
+
+-- Keras's lower-case helpers.
+layers.Layer = require("klua.layer")
+
+--- deserialize(config): a layer from {class_name=, config=}.
+function layers.deserialize(config)
+  local core = require("klua.core")
+  if type(config) ~= "table" or type(config.class_name) ~= "string" then
+    core.raise("layers.deserialize: expected {class_name=..., config={...}}")
+  end
+  local cls = require("klua.saving").get_registered(config.class_name)
+  if not cls then core.raise(("layers.deserialize: unknown layer class '%s' (register it with klua.saving.register_serializable)"):format(config.class_name)) end
+  return cls.from_config(config.config or {})
+end
+
+--- serialize(layer): {class_name=, config=}.
+function layers.serialize(layer)
+  return { class_name = layer:class_name(), config = layer:get_config() }
+end
+
+return layers

@@ -1,0 +1,97 @@
+-- regularizers.lua — klua.regularizers: weight penalties added to a layer's
+-- losses (kernel_regularizer = klua.regularizers.l2(1e-3)). A regularizer is
+-- an object called on a weight, returning a scalar tensor:
+--   L1: l1 * sum(|w|)   L2: l2 * sum(w^2)   L1L2: both (Keras 3 defaults 0).
+local core = require("klua.core")
+local class = require("klua.class")
+local tensor = require("klua.tensor")
+local op, T = core.op, tensor.T
+
+local M = {}
+
+local function factor(cls, key, v, default)
+  if v == nil then return default end
+  if type(v) ~= "number" or v < 0 or v ~= v then
+    core.raise(("%s: expected a non-negative number. Received: %s=%s"):format(cls, key, tostring(v)))
+  end
+  return v
+end
+
+local Regularizer = class("Regularizer")
+M.Regularizer = Regularizer
+function Regularizer:class_name() return rawget(getmetatable(self), "__name") end
+function Regularizer:get_config() return {} end
+function Regularizer:__call(x) core.raise(self:class_name() .. ": __call is not implemented") end
+function Regularizer:__tostring()
+  local parts = {}
+  for k, v in pairs(self:get_config()) do parts[#parts + 1] = k .. "=" .. tostring(v) end
+  table.sort(parts)
+  return self:class_name() .. "(" .. table.concat(parts, ", ") .. ")"
+end
+
+local function sum_abs(x) return op("sum", op("abs", x), nil, nil, { all_axes = true }) end
+local function sum_sq(x) return op("sum", op("square", x), nil, nil, { all_axes = true }) end
+
+local L1 = Regularizer:extend("L1")
+function L1:__init(l1)
+  if type(l1) == "table" then l1 = l1.l1 end
+  self.l1 = factor("L1", "l1", l1, 0.01)
+end
+function L1:__call(x) return sum_abs(T(x)) * self.l1 end
+function L1:get_config() return { l1 = self.l1 } end
+
+local L2 = Regularizer:extend("L2")
+function L2:__init(l2)
+  if type(l2) == "table" then l2 = l2.l2 end
+  self.l2 = factor("L2", "l2", l2, 0.01)
+end
+function L2:__call(x) return sum_sq(T(x)) * self.l2 end
+function L2:get_config() return { l2 = self.l2 } end
+
+local L1L2 = Regularizer:extend("L1L2")
+function L1L2:__init(l1, l2)
+  if type(l1) == "table" then l1, l2 = l1.l1, l1.l2 end
+  self.l1 = factor("L1L2", "l1", l1, 0.0)
+  self.l2 = factor("L1L2", "l2", l2, 0.0)
+end
+function L1L2:__call(x)
+  x = T(x)
+  if self.l1 == 0 then return sum_sq(x) * self.l2 end
+  if self.l2 == 0 then return sum_abs(x) * self.l1 end
+  return sum_abs(x) * self.l1 + sum_sq(x) * self.l2
+end
+function L1L2:get_config() return { l1 = self.l1, l2 = self.l2 } end
+
+M.L1, M.L2, M.L1L2 = L1, L2, L1L2
+M.l1, M.l2, M.l1_l2 = L1, L2, L1L2
+
+--- get(identifier): nil, a regularizer, a function(w), a name ("l2") or a
+-- config {class_name=, config=}.
+function M.get(id)
+  if id == nil then return nil end
+  if type(id) == "function" then return id end
+  if type(id) == "string" then
+    local cls = M[id]
+    if type(cls) ~= "table" or id == "Regularizer" then core.raise(("regularizers.get: unknown regularizer '%s'"):format(id)) end
+    return cls()
+  end
+  if type(id) == "table" then
+    if class.is_instance(id, Regularizer) then return id end
+    if type(id.class_name) == "string" then
+      local cls = M[id.class_name] or require("klua.saving").get_registered(id.class_name)
+      if type(cls) ~= "table" then core.raise(("regularizers.get: unknown regularizer '%s'"):format(id.class_name)) end
+      return cls(id.config or {})
+    end
+    local mt = getmetatable(id)
+    if mt and mt.__call then return id end
+  end
+  core.raise("regularizers.get: cannot interpret " .. tostring(id) .. " as a regularizer")
+end
+
+function M.serialize(r)
+  if r == nil or type(r) == "function" then return nil end
+  return { class_name = r:class_name(), config = r:get_config() }
+end
+M.deserialize = M.get
+
+return M

@@ -1,0 +1,287 @@
+/* normalization.c — fused kernels for BatchNormalization and
+ * LayerNormalization, each forward beside its backward. The features are the
+ * last axis; x (..., C) is read as a (M, C) matrix.
+ *   moments(x)                           -> (2, C): mean and biased variance over the M rows
+ *   batch_norm(x, mean, var, gamma, beta) -> (x - mean) / sqrt(var + eps) * gamma + beta; f[0] = eps
+ *   layer_norm(x, gamma, beta)           -> per row: (x - mean_row) / sqrt(var_row + eps) * gamma + beta
+ * Training BatchNormalization chains moments and batch_norm, so the gradient
+ * through the batch statistics comes from the chain rule (moments' backward).
+ * NOTE: backwards are raw kernels, not recorded: second derivatives through
+ * these ops are not available. */
+#include "core.h"
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Column sums over the M rows of a (M, C) layout: ACC (NACC * C doubles,
+ * zeroed by the caller) += the body's `loc[...]` updates for each row i.
+ * Large inputs split the rows over threads, each with private sums that are
+ * added up afterwards (serially, in thread order: deterministic). */
+#define COL_SUMS(M, C, NACC, ACC, i, ...)                                            \
+  do {                                                                              \
+    int64_t m_ = (M), w_ = (int64_t)(NACC) * (C);                                   \
+    int nt_ = m_ * (C) > KL_PAR_MIN && m_ > 1 ? omp_get_max_threads() : 1;          \
+    double *all_ = nt_ > 1 ? calloc((size_t)(nt_ * w_ + 1), sizeof(double)) : NULL; \
+    if (all_) {                                                                     \
+      _Pragma("omp parallel num_threads(nt_)") {                                    \
+        double *loc = all_ + (int64_t)omp_get_thread_num() * w_;                    \
+        _Pragma("omp for schedule(static)")                                         \
+        for (int64_t i = 0; i < m_; i++) { __VA_ARGS__ }                            \
+      }                                                                             \
+      for (int t_ = 0; t_ < nt_; t_++)                                              \
+        for (int64_t j_ = 0; j_ < w_; j_++) (ACC)[j_] += all_[t_ * w_ + j_];        \
+      free(all_);                                                                   \
+    } else {                                                                        \
+      double *loc = (ACC);                                                          \
+      for (int64_t i = 0; i < m_; i++) { __VA_ARGS__ }                              \
+    }                                                                               \
+  } while (0)
+
+static int is_vector_of(const kl_tensor *t, int64_t c) { return t->count == c && (t->nd == 1 || t->nd == 0 || t->nd == 2); }
+
+/* A contiguous float copy of a small per-feature tensor as doubles. */
+static double *doubles_of(kl_tensor *t, int64_t c) {
+  kl_tensor *tc = kl_tensor_contiguous(t);
+  if (!tc) return NULL;
+  double *d = malloc(sizeof(double) * (size_t)(c + 1));
+  if (d) for (int64_t j = 0; j < c; j++) d[j] = tc->data[j];
+  kl_tensor_release(tc);
+  if (!d) kl_fail("normalization: out of memory");
+  return d;
+}
+
+static int64_t features_of(const kl_tensor *x) { return x->nd ? x->dims[x->nd - 1] : 1; }
+
+kl_tensor *op_moments_fwd(kl_tensor **in, int n, const kl_attrs *a) {
+  kl_tensor *x = in[0];
+  if (x->nd < 1) return kl_fail("moments: expected a tensor of rank >= 1 (features last), got %s", KL_SHAPE(x));
+  int64_t C = features_of(x), M = C ? x->count / C : 0;
+  if (M == 0) return kl_fail("moments: no rows to average in %s", KL_SHAPE(x));
+  kl_tensor *xc = kl_tensor_contiguous(x);
+  if (!xc) return NULL;
+  kl_tensor *out = kl_tensor_zeros(2, (int64_t[]){2, C});
+  double *acc = calloc((size_t)(2 * C + 1), sizeof(double));
+  if (!out || !acc) { kl_tensor_release(xc); kl_tensor_release(out); free(acc); return kl_fail("moments: out of memory"); }
+  double *mean = acc, *var = acc + C;
+  const float *X = xc->data;
+  COL_SUMS(M, C, 1, mean, i, for (int64_t j = 0; j < C; j++) loc[j] += X[i * C + j];);
+  for (int64_t j = 0; j < C; j++) mean[j] /= (double)M;
+  COL_SUMS(M, C, 1, var, i, for (int64_t j = 0; j < C; j++) { double d = X[i * C + j] - mean[j]; loc[j] += d * d; });
+  for (int64_t j = 0; j < C; j++) { out->data[j] = (float)mean[j]; out->data[C + j] = (float)(var[j] / (double)M); }
+  free(acc);
+  kl_tensor_release(xc);
+  return out;
+}
+
+int op_moments_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
+  /* dx_ij = (dmean_j + 2 * dvar_j * (x_ij - mean_j)) / M */
+  kl_tensor *x = in[0];
+  int64_t C = features_of(x), M = x->count / C;
+  kl_tensor *xc = kl_tensor_contiguous(x), *gc = kl_tensor_contiguous(g);
+  kl_tensor *dx = xc && gc ? kl_tensor_empty(x->nd, x->dims) : NULL;
+  if (dx) {
+    const float *X = xc->data, *mean = out->data, *G = gc->data;
+    float *D = dx->data;
+    float inv = 1.0f / (float)M;
+    KL_PAR_FOR_W(M, x->count, i,
+      for (int64_t j = 0; j < C; j++) D[i * C + j] = (G[j] + 2.0f * G[C + j] * (X[i * C + j] - mean[j])) * inv;);
+  }
+  kl_tensor_release(xc);
+  kl_tensor_release(gc);
+  gin[0] = dx;
+  return dx ? 0 : -1;
+}
+
+/* inputs: x, mean, var, gamma, beta — checked once for forward and backward */
+static int check_bn(kl_tensor **in, int n, int64_t *C) {
+  if (n != 5) return kl_failn("batch_norm: expected (x, mean, variance, gamma, beta), got %d inputs", n);
+  kl_tensor *x = in[0];
+  if (x->nd < 1) return kl_failn("batch_norm: expected a tensor of rank >= 1 (features last), got %s", KL_SHAPE(x));
+  *C = features_of(x);
+  static const char *names[] = {"x", "mean", "variance", "gamma", "beta"};
+  for (int i = 1; i < 5; i++)
+    if (!is_vector_of(in[i], *C))
+      return kl_failn("batch_norm: %s has shape %s, expected (%lld) for input %s", names[i], KL_SHAPE(in[i]), (long long)*C, KL_SHAPE(x));
+  return 0;
+}
+
+kl_tensor *op_batch_norm_fwd(kl_tensor **in, int n, const kl_attrs *a) {
+  int64_t C;
+  if (check_bn(in, n, &C) < 0) return NULL;
+  kl_tensor *x = in[0];
+  double eps = a->f[0];
+  double *mean = doubles_of(in[1], C), *var = doubles_of(in[2], C), *gam = doubles_of(in[3], C), *bet = doubles_of(in[4], C);
+  kl_tensor *xc = mean && var && gam && bet ? kl_tensor_contiguous(x) : NULL;
+  kl_tensor *out = xc ? kl_tensor_empty(x->nd, x->dims) : NULL;
+  if (out) {
+    float *sc = malloc(sizeof(float) * (size_t)(2 * C + 1));
+    if (!sc) { kl_tensor_release(out); out = kl_fail("batch_norm: out of memory"); }
+    else {
+      float *sh = sc + C;   /* y = x * sc + sh */
+      for (int64_t j = 0; j < C; j++) {
+        double r = 1.0 / sqrt(var[j] + eps);
+        sc[j] = (float)(gam[j] * r);
+        sh[j] = (float)(bet[j] - mean[j] * gam[j] * r);
+      }
+      int64_t M = x->count / (C ? C : 1);
+      const float *X = xc->data;
+      float *Y = out->data;
+      KL_PAR_FOR_W(M, x->count, i,
+        for (int64_t j = 0; j < C; j++) Y[i * C + j] = X[i * C + j] * sc[j] + sh[j];);
+      free(sc);
+    }
+  }
+  free(mean); free(var); free(gam); free(bet);
+  kl_tensor_release(xc);
+  return out;
+}
+
+int op_batch_norm_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
+  int64_t C;
+  if (check_bn(in, n, &C) < 0) return -1;
+  kl_tensor *x = in[0];
+  int64_t M = x->count / (C ? C : 1);
+  double eps = a->f[0];
+  double *mean = doubles_of(in[1], C), *var = doubles_of(in[2], C), *gam = doubles_of(in[3], C);
+  double *acc = calloc((size_t)(2 * C + 1), sizeof(double));   /* sum(dy), sum(dy * (x - mean)) */
+  kl_tensor *xc = kl_tensor_contiguous(x), *gc = kl_tensor_contiguous(g);
+  int rc = -1;
+  if (!mean || !var || !gam || !acc || !xc || !gc) { if (!acc) kl_failn("batch_norm: out of memory"); goto done; }
+  const float *X = xc->data, *G = gc->data;
+  double *sdy = acc, *sdyx = acc + C;
+  COL_SUMS(M, C, 2, acc, i,
+    for (int64_t j = 0; j < C; j++) { double dy = G[i * C + j]; loc[j] += dy; loc[C + j] += dy * (X[i * C + j] - mean[j]); });
+  int64_t cshape[1] = {C};
+  kl_tensor *dx = kl_tensor_empty(x->nd, x->dims);
+  kl_tensor *dm = kl_tensor_empty(1, cshape), *dv = kl_tensor_empty(1, cshape);
+  kl_tensor *dg = kl_tensor_empty(1, cshape), *db = kl_tensor_empty(1, cshape);
+  if (!dx || !dm || !dv || !dg || !db) {
+    kl_tensor *t[5] = {dx, dm, dv, dg, db};
+    kl_release_all(5, t);
+    goto done;
+  }
+  float *sc = dg->data;   /* reuse as scratch: gamma * rstd, overwritten below */
+  for (int64_t j = 0; j < C; j++) sc[j] = (float)(gam[j] / sqrt(var[j] + eps));
+  float *D = dx->data;
+  KL_PAR_FOR_W(M, x->count, i,
+    for (int64_t j = 0; j < C; j++) D[i * C + j] = G[i * C + j] * sc[j];);
+  for (int64_t j = 0; j < C; j++) {
+    double r = 1.0 / sqrt(var[j] + eps);
+    dm->data[j] = (float)(-sdy[j] * gam[j] * r);
+    dv->data[j] = (float)(-0.5 * sdyx[j] * gam[j] * r * r * r);
+    dg->data[j] = (float)(sdyx[j] * r);
+    db->data[j] = (float)sdy[j];
+  }
+  /* per-feature gradients take their input's shape ((C) or (1, C)) */
+  kl_tensor *small[4] = {dm, dv, dg, db};
+  for (int i = 0; i < 4; i++) {
+    kl_tensor *s = small[i];
+    if (in[i + 1]->nd != 1) {
+      kl_tensor *r = kl_reshape_to(s, in[i + 1]->nd, in[i + 1]->dims);
+      kl_tensor_release(s);
+      s = r;
+    }
+    gin[i + 1] = s;
+  }
+  gin[0] = dx;
+  rc = 0;
+  for (int i = 1; i < 5; i++) if (!gin[i]) rc = -1;
+done:
+  free(mean); free(var); free(gam); free(acc);
+  kl_tensor_release(xc);
+  kl_tensor_release(gc);
+  return rc;
+}
+
+static int check_ln(kl_tensor **in, int64_t *N) {
+  kl_tensor *x = in[0];
+  if (x->nd < 1) return kl_failn("layer_norm: expected a tensor of rank >= 1, got %s", KL_SHAPE(x));
+  *N = features_of(x);
+  if (in[1]->count != *N || in[2]->count != *N)
+    return kl_failn("layer_norm: gamma %s and beta %s must have %lld elements for input %s", KL_SHAPE(in[1]),
+                    KL_SHAPE(in[2]), (long long)*N, KL_SHAPE(x));
+  return 0;
+}
+
+/* Row statistics: mean and 1/sqrt(var + eps), two passes in double. */
+static void row_stats(const float *X, int64_t N, double eps, double *mean, double *rstd) {
+  double s = 0, v = 0;
+  for (int64_t j = 0; j < N; j++) s += X[j];
+  s /= (double)N;
+  for (int64_t j = 0; j < N; j++) { double d = X[j] - s; v += d * d; }
+  *mean = s;
+  *rstd = 1.0 / sqrt(v / (double)N + eps);
+}
+
+kl_tensor *op_layer_norm_fwd(kl_tensor **in, int n, const kl_attrs *a) {
+  int64_t N;
+  if (check_ln(in, &N) < 0) return NULL;
+  kl_tensor *x = in[0];
+  if (N == 0) return kl_tensor_empty(x->nd, x->dims);
+  int64_t M = x->count / N;
+  kl_tensor *xc = kl_tensor_contiguous(x), *gc = kl_tensor_contiguous(in[1]), *bc = kl_tensor_contiguous(in[2]);
+  kl_tensor *out = xc && gc && bc ? kl_tensor_empty(x->nd, x->dims) : NULL;
+  if (out) {
+    const float *X = xc->data, *GA = gc->data, *BE = bc->data;
+    float *Y = out->data;
+    double eps = a->f[0];
+    KL_PAR_FOR_W(M, x->count, i,
+      double mu, r;
+      row_stats(X + i * N, N, eps, &mu, &r);
+      for (int64_t j = 0; j < N; j++) Y[i * N + j] = (float)((X[i * N + j] - mu) * r) * GA[j] + BE[j];);
+  }
+  kl_tensor_release(xc); kl_tensor_release(gc); kl_tensor_release(bc);
+  return out;
+}
+
+int op_layer_norm_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
+  /* xhat = (x - mu) r; dxhat = dy * gamma;
+   * dx = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
+  int64_t N;
+  if (check_ln(in, &N) < 0) return -1;
+  kl_tensor *x = in[0];
+  int64_t M = N ? x->count / N : 0;
+  double eps = a->f[0];
+  kl_tensor *xc = kl_tensor_contiguous(x), *gc = kl_tensor_contiguous(in[1]), *dc = kl_tensor_contiguous(g);
+  kl_tensor *dx = xc && gc && dc ? kl_tensor_empty(x->nd, x->dims) : NULL;
+  kl_tensor *dga = dx ? kl_tensor_zeros(in[1]->nd, in[1]->dims) : NULL;
+  kl_tensor *dbe = dga ? kl_tensor_zeros(in[2]->nd, in[2]->dims) : NULL;
+  double *stats = dbe ? malloc(sizeof(double) * (size_t)(2 * M + 1)) : NULL;
+  double *acc = stats ? calloc((size_t)(2 * N + 1), sizeof(double)) : NULL;
+  int rc = -1;
+  if (!acc) {
+    if (dbe) kl_failn("layer_norm: out of memory");
+    kl_tensor_release(dx); kl_tensor_release(dga); kl_tensor_release(dbe);
+    goto done;
+  }
+  const float *X = xc->data, *GA = gc->data, *DY = dc->data;
+  float *DX = dx->data;
+  KL_PAR_FOR_W(M, x->count, i,
+    const float *xr = X + i * N, *dyr = DY + i * N;
+    double mu, r, s1 = 0, s2 = 0;
+    row_stats(xr, N, eps, &mu, &r);
+    stats[2 * i] = mu; stats[2 * i + 1] = r;
+    for (int64_t j = 0; j < N; j++) {
+      double xh = (xr[j] - mu) * r, dxh = (double)dyr[j] * GA[j];
+      s1 += dxh; s2 += dxh * xh;
+    }
+    s1 /= (double)N; s2 /= (double)N;
+    for (int64_t j = 0; j < N; j++) {
+      double xh = (xr[j] - mu) * r, dxh = (double)dyr[j] * GA[j];
+      DX[i * N + j] = (float)(r * (dxh - s1 - xh * s2));
+    });
+  COL_SUMS(M, N, 2, acc, i,
+    for (int64_t j = 0; j < N; j++) {
+      double dy = DY[i * N + j];
+      loc[j] += dy * (X[i * N + j] - stats[2 * i]) * stats[2 * i + 1];
+      loc[N + j] += dy;
+    });
+  for (int64_t j = 0; j < N; j++) { dga->data[j] = (float)acc[j]; dbe->data[j] = (float)acc[N + j]; }
+  gin[0] = dx; gin[1] = dga; gin[2] = dbe;
+  rc = 0;
+done:
+  free(stats); free(acc);
+  kl_tensor_release(xc); kl_tensor_release(gc); kl_tensor_release(dc);
+  return rc;
+}
