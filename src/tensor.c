@@ -49,12 +49,35 @@ struct kl_storage {
   struct kl_storage *next_free;
 };
 
-enum { N_CLASSES = 4 * 48, POOL_MAX_PER_CLASS = 32 };
+/* The pool is bounded by bytes, not by count: between two collections a
+ * training loop frees many buffers of one size class at once, and all of
+ * them are wanted again in the next steps. */
+enum { N_CLASSES = 4 * 48, POOL_MAX_PER_CLASS = 1 << 16 };
 static const int64_t POOL_MAX_BYTES = 256ll << 20;
 static kl_storage *pool_heads[N_CLASSES];
 static int pool_counts[N_CLASSES];
 static int64_t live_bytes, pool_bytes, alloc_count, tensor_count;
 static uint64_t next_id = 1;
+
+/* Freed headers are kept for reuse too: an op makes one per output. */
+enum { HEADER_CACHE = 4096 };
+static kl_tensor *header_cache[HEADER_CACHE];
+static int n_header_cache;
+
+static kl_tensor *header_alloc(void) {
+  if (n_header_cache) {
+    kl_tensor *t = header_cache[--n_header_cache];
+    memset(t, 0, sizeof *t);
+    return t;
+  }
+  return calloc(1, sizeof(kl_tensor));
+}
+
+static void header_free(kl_tensor *t) {
+  if (n_header_cache < HEADER_CACHE) header_cache[n_header_cache++] = t;
+  else free(t);
+}
+
 
 int64_t kl_mem_live_bytes(void) { return live_bytes; }
 int64_t kl_mem_pool_bytes(void) { return pool_bytes; }
@@ -112,6 +135,7 @@ static void storage_release(kl_storage *s) {
 }
 
 void kl_mem_trim(void) {
+  while (n_header_cache) free(header_cache[--n_header_cache]);
   for (int c = 0; c < N_CLASSES; c++) {
     while (pool_heads[c]) {
       kl_storage *s = pool_heads[c];
@@ -195,7 +219,7 @@ static kl_tensor *header_new(int nd, const int64_t *dims) {
     if (dims[i] && n > (INT64_C(1) << 40) / dims[i]) return kl_fail("tensor: %lld x ... elements is too large", (long long)dims[i]);
     n *= dims[i];
   }
-  kl_tensor *t = calloc(1, sizeof *t);
+  kl_tensor *t = header_alloc();
   if (!t) return kl_fail("out of memory allocating a tensor header");
   t->refcount = 1;
   t->nd = nd;
@@ -212,7 +236,7 @@ kl_tensor *kl_tensor_empty(int nd, const int64_t *dims) {
   kl_tensor *t = header_new(nd, dims);
   if (!t) return NULL;
   t->storage = storage_new(t->count);
-  if (!t->storage) { free(t); tensor_count--; return NULL; }
+  if (!t->storage) { header_free(t); tensor_count--; return NULL; }
   t->data = t->storage->ptr;
   return t;
 }
@@ -261,7 +285,7 @@ kl_tensor *kl_tensor_view(kl_tensor *base, int nd, const int64_t *dims, const in
   }
   int64_t start = base->data - base->storage->ptr;
   if (t->count && (start + lo < 0 || start + hi >= base->storage->size)) {
-    free(t); tensor_count--;
+    header_free(t); tensor_count--;
     return kl_fail("view: the requested view reaches outside its tensor's storage");
   }
   memcpy(t->strides, stride, sizeof(int64_t) * nd);
@@ -278,7 +302,7 @@ void kl_tensor_release(kl_tensor *t) {
   if (!t || --t->refcount > 0) return;
   if (t->storage) storage_release(t->storage);
   tensor_count--;
-  free(t);
+  header_free(t);
 }
 
 void kl_handle_release(kl_handle *h) {

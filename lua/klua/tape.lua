@@ -10,6 +10,18 @@ local C, raise = core.C, core.raise
 
 local GradientTape = class("GradientTape")
 
+-- Source and result pointer arrays, kept between calls (a training step asks
+-- for the same number of gradients every time).
+local array_ct = ffi.typeof("kl_tensor *[?]")
+local cap, src_buf, out_buf = 0, nil, nil
+local function pointer_arrays(n)
+  if n > cap then
+    cap = math.max(n, 2 * cap, 16)
+    src_buf, out_buf = array_ct(cap), array_ct(cap)
+  end
+  return src_buf, out_buf
+end
+
 function GradientTape:__init(kw)
   kw = kw or {}
   self.persistent = kw.persistent and true or false
@@ -23,12 +35,14 @@ function GradientTape:is_recording() return C.kl_tape_recording(self.handle) ~= 
 function GradientTape:size() return tonumber(C.kl_tape_size(self.handle)) end
 
 --- record(fn, ...): run fn while recording; returns fn's results.
+local function finish(self, ok, ...)
+  self:stop()
+  if not ok then error((...), 0) end
+  return ...
+end
 function GradientTape:record(fn, ...)
   self:start()
-  local res = { pcall(fn, ...) }
-  self:stop()
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, table.maxn(res))
+  return finish(self, pcall(fn, ...))
 end
 
 --- watch(t or {t...}): record ops on a plain tensor too.
@@ -56,8 +70,7 @@ function GradientTape:gradient(target, sources, output_gradients)
   local list = single and { sources } or sources
   if type(list) ~= "table" then raise("GradientTape.gradient: sources must be a tensor or a list of tensors") end
   local n = table.maxn(list)
-  local src = ffi.new("kl_tensor *[?]", math.max(n, 1))
-  local out = ffi.new("kl_tensor *[?]", math.max(n, 1))
+  local src, out = pointer_arrays(n)
   for i = 1, n do
     local s = list[i]
     if not core.is_tensor(s) then raise(("GradientTape.gradient: source %d is not a tensor (%s)"):format(i, type(s))) end

@@ -1,0 +1,22 @@
+-- layers_without_model_spec.lua — the three training loops of the reference
+-- notes (examples/layers_without_model.lua) run, print a loss per epoch and
+-- that loss falls for each of them. Run with a few epochs to stay fast.
+describe("examples/layers_without_model.lua", function()
+  it("trains a Dense, a Conv2D and an LSTM layer by hand, each loss falling", function()
+    local bin = (os.getenv("KLUA_BUILD") or "build") .. "/klua"
+    local p = assert(io.popen(bin .. " examples/layers_without_model.lua 6 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    local sections = {}
+    for name, body in out:gmatch("== ([^\n]+)\n(.-)Prediction:") do
+      local losses = {}
+      for v in body:gmatch("Loss: (%S+)") do losses[#losses + 1] = tonumber(v) end
+      sections[#sections + 1] = { name = name, losses = losses }
+    end
+    assert.are.equal(3, #sections, out)
+    for _, s in ipairs(sections) do
+      assert.are.equal(6, #s.losses, s.name)
+      assert.is_true(s.losses[6] < s.losses[1], s.name .. ": the loss did not fall\n" .. out)
+    end
+  end)
+end)
