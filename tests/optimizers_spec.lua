@@ -342,3 +342,16 @@ describe("optimizer state", function()
     assert.matches("Adam.set_state: the state holds 1 slot variables, the optimizer has 2", err)
   end)
 end)
+
+describe("optimizers and weight constraints", function()
+  it("apply a weight's constraint right after its update, as Keras does", function()
+    local klua = require("klua")
+    local layer = klua.layers.Dense { units = 2, kernel_constraint = klua.constraints.non_neg() }
+    layer(klua.ones { 1, 3 })
+    local opt = klua.optimizers.SGD { learning_rate = 10 }
+    local grads = {}
+    for i, v in ipairs(layer.trainable_weights) do grads[i] = klua.ones(v:shape()) end
+    opt:apply_gradients(grads, layer.trainable_weights)
+    assert(klua.ops.min(layer.kernel):item() >= 0, "the kernel stays non-negative")
+  end)
+end)

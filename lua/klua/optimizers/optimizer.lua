@@ -244,6 +244,11 @@ function Optimizer:apply_gradients(grads, vars)
 end
 Optimizer.apply = Optimizer.apply_gradients
 
+local function constraint_of(v)
+  local Layer = package.loaded["klua.layer"]
+  return Layer and Layer.constraint_of(v)
+end
+
 function Optimizer:_apply(gs, vs)
   local lr = self:current_learning_rate()
   local step = self._step
@@ -278,6 +283,9 @@ function Optimizer:_apply(gs, vs)
     step.grad_scale = scales[i]
     step.decay = self:_decay_for(v, lr)
     core.check(self:_update(v, gs[i], slots, step))
+    -- Keras applies a weight's constraint right after its update.
+    local constraint = constraint_of(v)
+    if constraint then v:assign(constraint(v)) end
   end
   self.built = true
   self.iterations = self.iterations + 1
