@@ -28,7 +28,7 @@ for _, n in ipairs { "neg", "exp", "sin", "cos", "tanh", "sigmoid", "relu", "sof
 end
 rows.log = { { inputs = { positive }, shapes = { { 2, 3 } }, call = function(x) return ops.log(x) end } }
 rows.sqrt = { { inputs = { positive }, shapes = { { 2, 3 } }, call = function(x) return ops.sqrt(x) end } }
-rows.clip = { { shapes = { { 3, 4 } }, call = function(x) return ops.clip(x, -0.5, 0.5) end } }
+rows.clip = { { shapes = { { 3, 4 } }, inputs = { distinct }, call = function(x) return ops.clip(x, -0.55, 0.55) end } }
 rows.scale = { { shapes = { { 4 } }, call = function(x) return x * 3 - 1 end } }
 rows.pow_scalar = { { inputs = { positive }, shapes = { { 5 } }, call = function(x) return x ^ 1.5 end } }
 rows._relu_grad = { { shapes = { { 2, 3 }, { 2, 3 } }, wrt = { 1 }, call = function(g, x) return core.op("_relu_grad", g, x) end } }
