@@ -53,6 +53,13 @@ local top_level = {
 }
 
 setmetatable(klua, {
+  -- for the REPL's completion of names not loaded yet
+  __names = function()
+    local names = {}
+    for k in pairs(modules) do names[#names + 1] = k end
+    for k in pairs(top_level) do names[#names + 1] = k end
+    return names
+  end,
   __index = function(t, k)
     local mod = modules[k]
     if mod then
