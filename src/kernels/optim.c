@@ -51,7 +51,6 @@ static inline float gval(gprep p, float g) {
 /* Keras: variable.assign(variable - variable * weight_decay * lr), before the step. */
 static inline float decayed(gprep p, float w) { return w - w * p.decay; }
 
-#define PAR_FOR _Pragma("omp parallel for if(n > KL_PAR_MIN) schedule(static)")
 
 /* ---- SGD: keras/src/optimizers/sgd.py ------------------------------------ */
 int kl_sgd_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, const kl_optim_step *s,
@@ -66,20 +65,16 @@ int kl_sgd_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, const kl_optim_
   if (momentum != 0) {
     float *mm = m->data;
     if (nesterov) {
-      PAR_FOR for (int64_t i = 0; i < n; i++) {
-        float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+      KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
         mm[i] = mm[i] * mu - g * lr;
-        w[i] = wi + (mm[i] * mu - g * lr);
-      }
+        w[i] = wi + (mm[i] * mu - g * lr););
     } else {
-      PAR_FOR for (int64_t i = 0; i < n; i++) {
-        float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+      KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
         mm[i] = mm[i] * mu - g * lr;
-        w[i] = wi + mm[i];
-      }
+        w[i] = wi + mm[i];);
     }
   } else {
-    PAR_FOR for (int64_t i = 0; i < n; i++) w[i] = decayed(p, w[i]) - gval(p, gr[i]) * lr;
+    KL_PAR_FOR(n, i, w[i] = decayed(p, w[i]) - gval(p, gr[i]) * lr;);
   }
   kl_tensor_release(gc);
   return 0;
@@ -101,20 +96,16 @@ int kl_adam_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *v, 
   float *w = var->data, *mm = m->data, *vv = v->data, *vh = vhat ? vhat->data : NULL;
   const float *gr = gc->data;
   if (vh) {
-    PAR_FOR for (int64_t i = 0; i < n; i++) {
-      float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+    KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
       mm[i] += (g - mm[i]) * c1;
       vv[i] += (g * g - vv[i]) * c2;
       vh[i] = vh[i] > vv[i] ? vh[i] : vv[i];
-      w[i] = wi - (mm[i] * alpha) / (sqrtf(vh[i]) + eps);
-    }
+      w[i] = wi - (mm[i] * alpha) / (sqrtf(vh[i]) + eps););
   } else {
-    PAR_FOR for (int64_t i = 0; i < n; i++) {
-      float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+    KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
       mm[i] += (g - mm[i]) * c1;
       vv[i] += (g * g - vv[i]) * c2;
-      w[i] = wi - (mm[i] * alpha) / (sqrtf(vv[i]) + eps);
-    }
+      w[i] = wi - (mm[i] * alpha) / (sqrtf(vv[i]) + eps););
   }
   kl_tensor_release(gc);
   return 0;
@@ -135,7 +126,7 @@ int kl_rmsprop_update(kl_tensor *var, kl_tensor *grad, kl_tensor *velocity, kl_t
   const float *gr = gc->data;
   /* one loop per variant, so each is branch-free and vectorizes */
 #define RMSPROP_LOOP(CENTERED, MOMENTUM)                                 \
-  PAR_FOR for (int64_t i = 0; i < n; i++) {                             \
+  KL_PAR_FOR(n, i,                                                     \
     float g = gval(p, gr[i]), wi = decayed(p, w[i]);                    \
     vv[i] = r * vv[i] + r1 * (g * g);                                   \
     float denom;                                                         \
@@ -143,12 +134,11 @@ int kl_rmsprop_update(kl_tensor *var, kl_tensor *grad, kl_tensor *velocity, kl_t
     else denom = vv[i] + eps;                                            \
     float inc = (lr * g) / sqrtf(denom);                                 \
     if (MOMENTUM) { mo[i] = mu * mo[i] + inc; w[i] = wi - mo[i]; }       \
-    else w[i] = wi - inc;                                                \
-  }
-  if (ag && mo) RMSPROP_LOOP(1, 1)
-  else if (ag) RMSPROP_LOOP(1, 0)
-  else if (mo) RMSPROP_LOOP(0, 1)
-  else RMSPROP_LOOP(0, 0)
+    else w[i] = wi - inc;)
+  if (ag && mo) RMSPROP_LOOP(1, 1);
+  else if (ag) RMSPROP_LOOP(1, 0);
+  else if (mo) RMSPROP_LOOP(0, 1);
+  else RMSPROP_LOOP(0, 0);
 #undef RMSPROP_LOOP
   kl_tensor_release(gc);
   return 0;
@@ -164,11 +154,9 @@ int kl_adagrad_update(kl_tensor *var, kl_tensor *grad, kl_tensor *acc, const kl_
   int64_t n = var->count;
   float *w = var->data, *a = acc->data;
   const float *gr = gc->data;
-  PAR_FOR for (int64_t i = 0; i < n; i++) {
-    float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+  KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
     a[i] += g * g;
-    w[i] = wi - (lr * g) / sqrtf(a[i] + eps);
-  }
+    w[i] = wi - (lr * g) / sqrtf(a[i] + eps););
   kl_tensor_release(gc);
   return 0;
 }
@@ -185,13 +173,11 @@ int kl_adadelta_update(kl_tensor *var, kl_tensor *grad, kl_tensor *acc_grad, kl_
   int64_t n = var->count;
   float *w = var->data, *ag = acc_grad->data, *ad = acc_delta->data;
   const float *gr = gc->data;
-  PAR_FOR for (int64_t i = 0; i < n; i++) {
-    float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+  KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
     ag[i] = r * ag[i] + r1 * (g * g);
     float delta = -((sqrtf(ad[i] + eps) * g) / sqrtf(ag[i] + eps));
     ad[i] = r * ad[i] + r1 * (delta * delta);
-    w[i] = wi + lr * delta;
-  }
+    w[i] = wi + lr * delta;);
   kl_tensor_release(gc);
   return 0;
 }
@@ -210,13 +196,11 @@ int kl_adamax_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *u
   int64_t n = var->count;
   float *w = var->data, *mm = m->data, *uu = u->data;
   const float *gr = gc->data;
-  PAR_FOR for (int64_t i = 0; i < n; i++) {
-    float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+  KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
     mm[i] += (g - mm[i]) * c1;
     float bu = b2 * uu[i], ag = fabsf(g);
     uu[i] = bu > ag ? bu : ag;
-    w[i] = wi - (lr * mm[i]) / (bc * (uu[i] + eps));
-  }
+    w[i] = wi - (lr * mm[i]) / (bc * (uu[i] + eps)););
   kl_tensor_release(gc);
   return 0;
 }
@@ -240,14 +224,12 @@ int kl_nadam_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *v,
   int64_t n = var->count;
   float *w = var->data, *mm = m->data, *vv = v->data;
   const float *gr = gc->data;
-  PAR_FOR for (int64_t i = 0; i < n; i++) {
-    float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+  KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
     mm[i] += (g - mm[i]) * c1;
     vv[i] += (g * g - vv[i]) * c2;
     float m_hat = cm * mm[i] + cg * g;
     float v_hat = vv[i] / bc2;
-    w[i] = wi - (m_hat * lr) / (sqrtf(v_hat) + eps);
-  }
+    w[i] = wi - (m_hat * lr) / (sqrtf(v_hat) + eps););
   kl_tensor_release(gc);
   return 0;
 }
@@ -263,13 +245,11 @@ int kl_lion_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, const kl_optim
   int64_t n = var->count;
   float *w = var->data, *mm = m->data;
   const float *gr = gc->data;
-  PAR_FOR for (int64_t i = 0; i < n; i++) {
-    float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+  KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
     float c = mm[i] * b1 + g * b1c;
     float sg = (float)((c > 0) - (c < 0));
     w[i] = wi - lr * sg;
-    mm[i] = mm[i] * b2 + g * b2c;
-  }
+    mm[i] = mm[i] * b2 + g * b2c;);
   kl_tensor_release(gc);
   return 0;
 }
@@ -288,12 +268,10 @@ double kl_optim_sumsq(kl_tensor *t) {
   double stack_part[STACK_CHUNKS], *part = nch <= STACK_CHUNKS ? stack_part : malloc(sizeof(double) * nch);
   double total = 0;
   if (!part) { kl_tensor_release(c); kl_fail("clip: out of memory"); return NAN; }
-  PAR_FOR for (int64_t k = 0; k < nch; k++) {
-    int64_t lo = k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+  KL_PAR_FOR(nch, k, int64_t lo = k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
     double acc = 0;
     for (int64_t i = lo; i < hi; i++) acc += (double)x[i] * x[i];
-    part[k] = acc;
-  }
+    part[k] = acc;);
   for (int64_t k = 0; k < nch; k++) total += part[k];
   if (part != stack_part) free(part);
   kl_tensor_release(c);

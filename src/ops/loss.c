@@ -19,7 +19,6 @@ static const double EPS = (double)EPS_F;
 static const double ONE_M_EPS = (double)(1.0f - EPS_F);
 static const double LOG2 = 0.69314718055994530942;
 
-#define PAR_ROWS _Pragma("omp parallel for if(total > KL_PAR_MIN) schedule(static)")
 
 static inline double sgn(double x) { return (double)((x > 0) - (x < 0)); }
 static inline double clampd(double x, double lo, double hi) { return x < lo ? lo : (x > hi ? hi : x); }
@@ -167,11 +166,9 @@ static kl_tensor *pw_forward(kl_tensor **in, const kl_attrs *a, int kind, const 
     double scale = kind == PW_KLD ? 1.0 : 1.0 / (double)cols;
     const float *td = t->data, *pd = p->data;
     float *od = out->data;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++) {
-      double acc = 0;
+    KL_PAR_FOR_W(rows, total, r, double acc = 0;
       for (int64_t j = 0; j < cols; j++) acc += pw_eval(&k, td[r * cols + j], pd[r * cols + j], NULL, NULL);
-      od[r] = (float)(acc * scale);
-    }
+      od[r] = (float)(acc * scale););
   }
   kl_tensor_release(t);
   kl_tensor_release(p);
@@ -192,16 +189,14 @@ static int pw_backward(kl_tensor **in, const kl_attrs *a, kl_tensor *gout, kl_te
     double scale = kind == PW_KLD ? 1.0 : 1.0 / (double)cols;
     const float *td = t->data, *pd = p->data, *gd = g->data;
     float *dtd = dt ? dt->data : NULL, *dpd = dp ? dp->data : NULL;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++) {
-      double gr = gd[r] * scale;
+    KL_PAR_FOR_W(rows, total, r, double gr = gd[r] * scale;
       for (int64_t j = 0; j < cols; j++) {
         int64_t i = r * cols + j;
         double vt, vp;
         pw_eval(&k, td[i], pd[i], &vt, &vp);
         if (dtd) dtd[i] = (float)(gr * vt);
         if (dpd) dpd[i] = (float)(gr * vp);
-      }
-    }
+      });
   }
   kl_tensor_release(t); kl_tensor_release(p); kl_tensor_release(g);
   if (rc) { kl_tensor_release(dt); kl_tensor_release(dp); return -1; }
@@ -257,7 +252,7 @@ kl_tensor *op_binary_crossentropy_fwd(kl_tensor **in, int n, const kl_attrs *a) 
     int64_t total = p->count;
     const float *td = t->data, *pd = p->data;
     float *od = out->data;
-    PAR_ROWS for (int64_t i = 0; i < total; i++) od[i] = (float)bce_eval(fl, td[i], pd[i], NULL, NULL);
+    KL_PAR_FOR_W(total, total, i, od[i] = (float)bce_eval(fl, td[i], pd[i], NULL, NULL););
   }
   kl_tensor_release(t); kl_tensor_release(p);
   return out;
@@ -275,12 +270,10 @@ int op_binary_crossentropy_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_a
     int64_t total = p->count;
     const float *td = t->data, *pd = p->data, *gd = g->data;
     float *dtd = dt ? dt->data : NULL, *dpd = dp ? dp->data : NULL;
-    PAR_ROWS for (int64_t i = 0; i < total; i++) {
-      double vt, vp;
+    KL_PAR_FOR_W(total, total, i, double vt, vp;
       bce_eval(fl, td[i], pd[i], &vt, &vp);
       if (dtd) dtd[i] = (float)(gd[i] * vt);
-      if (dpd) dpd[i] = (float)(gd[i] * vp);
-    }
+      if (dpd) dpd[i] = (float)(gd[i] * vp););
   }
   kl_tensor_release(t); kl_tensor_release(p); kl_tensor_release(g);
   if (rc) { kl_tensor_release(dt); kl_tensor_release(dp); return -1; }
@@ -329,7 +322,7 @@ kl_tensor *op_categorical_crossentropy_fwd(kl_tensor **in, int n, const kl_attrs
     int64_t cols = row_len(p), rows = out->count, total = p->count;
     const float *td = t->data, *pd = p->data;
     float *od = out->data;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++) od[r] = (float)cce_row(fl, td + r * cols, pd + r * cols, cols, 0, NULL, NULL);
+    KL_PAR_FOR_W(rows, total, r, od[r] = (float)cce_row(fl, td + r * cols, pd + r * cols, cols, 0, NULL, NULL););
   }
   kl_tensor_release(t); kl_tensor_release(p);
   return out;
@@ -346,8 +339,7 @@ int op_categorical_crossentropy_bwd(kl_tensor **in, int n, kl_tensor *out, const
     int fl = a->nints > 0 && a->ints[0];
     int64_t cols = row_len(p), rows = g->count, total = p->count;
     const float *td = t->data, *pd = p->data, *gd = g->data;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++)
-      cce_row(fl, td + r * cols, pd + r * cols, cols, gd[r], dt ? dt->data + r * cols : NULL, dp ? dp->data + r * cols : NULL);
+    KL_PAR_FOR_W(rows, total, r, cce_row(fl, td + r * cols, pd + r * cols, cols, gd[r], dt ? dt->data + r * cols : NULL, dp ? dp->data + r * cols : NULL););
   }
   kl_tensor_release(t); kl_tensor_release(p); kl_tensor_release(g);
   if (rc) { kl_tensor_release(dt); kl_tensor_release(dp); return -1; }
@@ -428,7 +420,7 @@ kl_tensor *op_sparse_categorical_crossentropy_fwd(kl_tensor **in, int n, const k
     int64_t cols = row_len(p), rows = out->count, total = p->count;
     const float *ld = lab->data, *pd = p->data;
     float *od = out->data;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++) od[r] = (float)scce_row(&s, ld[r], pd + r * cols, cols, 0, NULL);
+    KL_PAR_FOR_W(rows, total, r, od[r] = (float)scce_row(&s, ld[r], pd + r * cols, cols, 0, NULL););
   }
   kl_tensor_release(lab); kl_tensor_release(p);
   return out;
@@ -444,7 +436,7 @@ int op_sparse_categorical_crossentropy_bwd(kl_tensor **in, int n, kl_tensor *out
     int64_t cols = row_len(p), rows = g->count, total = p->count;
     const float *ld = lab->data, *pd = p->data, *gd = g->data;
     float *dpd = dp->data;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++) scce_row(&s, ld[r], pd + r * cols, cols, gd[r], dpd + r * cols);
+    KL_PAR_FOR_W(rows, total, r, scce_row(&s, ld[r], pd + r * cols, cols, gd[r], dpd + r * cols););
   }
   kl_tensor_release(lab); kl_tensor_release(p); kl_tensor_release(g);
   if (rc) { kl_tensor_release(dp); return -1; }
@@ -493,7 +485,7 @@ static kl_tensor *rows_forward(kl_tensor **in, row_fn f, const char *name) {
     int64_t cols = row_len(p), rows = out->count, total = p->count;
     const float *td = t->data, *pd = p->data;
     float *od = out->data;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++) od[r] = (float)f(td + r * cols, pd + r * cols, cols, 0, NULL, NULL);
+    KL_PAR_FOR_W(rows, total, r, od[r] = (float)f(td + r * cols, pd + r * cols, cols, 0, NULL, NULL););
   }
   kl_tensor_release(t); kl_tensor_release(p);
   return out;
@@ -509,8 +501,7 @@ static int rows_backward(kl_tensor **in, kl_tensor *gout, kl_tensor **gin, row_f
   if (!rc) {
     int64_t cols = row_len(p), rows = g->count, total = p->count;
     const float *td = t->data, *pd = p->data, *gd = g->data;
-    PAR_ROWS for (int64_t r = 0; r < rows; r++)
-      f(td + r * cols, pd + r * cols, cols, gd[r], dt ? dt->data + r * cols : NULL, dp ? dp->data + r * cols : NULL);
+    KL_PAR_FOR_W(rows, total, r, f(td + r * cols, pd + r * cols, cols, gd[r], dt ? dt->data + r * cols : NULL, dp ? dp->data + r * cols : NULL););
   }
   kl_tensor_release(t); kl_tensor_release(p); kl_tensor_release(g);
   if (rc) { kl_tensor_release(dt); kl_tensor_release(dp); return -1; }
