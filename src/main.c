@@ -451,22 +451,6 @@ static void init_readline(void) {
 
 /* ---- start-up ------------------------------------------------------------------ */
 
-/* libgomp reads OMP_WAIT_POLICY in its constructor, before main(); setting it
- * here only counts after re-executing ourselves once. PASSIVE keeps idle
- * OpenMP threads from spinning against OpenBLAS's on few cores. An explicit
- * OMP_WAIT_POLICY is kept; under valgrind we don't re-exec (it would escape it). */
-static void ensure_passive_openmp(char **argv) {
-  if (getenv("OMP_WAIT_POLICY")) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-  const char *preload = getenv("LD_PRELOAD");
-  if (preload && strstr(preload, "vgpreload")) return;
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return;
-  self[n] = '\0';
-  execv(self, argv); /* only returns on failure: then run with the default policy */
-}
-
 /* package.path gets the Lua library beside the executable first: the source
  * tree (build/klua -> lua/) and the installed layout (bin/klua ->
  * share/klua/lua/), so `require("klua")` needs no LUA_PATH. */
@@ -564,7 +548,6 @@ static int run_repl(lua_State *L) {
 }
 
 int main(int argc, char **argv) {
-  ensure_passive_openmp(argv);
 
   lua_State *L = luaL_newstate();
   if (!L) {

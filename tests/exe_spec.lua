@@ -162,11 +162,6 @@ describe("the klua executable", function()
     assert.are.equal(prefix .. "/share/klua/lua/klua/init.lua\t2\n", out)
   end)
 
-  it("runs with OMP_WAIT_POLICY=PASSIVE unless the user set a policy", function()
-    assert.are.equal("PASSIVE\n", (klua([[-e 'print(os.getenv("OMP_WAIT_POLICY"))']])))
-    assert.are.equal("ACTIVE\n", (klua([[-e 'print(os.getenv("OMP_WAIT_POLICY"))']], { env = { OMP_WAIT_POLICY = "ACTIVE" } })))
-  end)
-
   it("stops a script on Ctrl-C with \"interrupted!\" and a traceback, exit code 1", function()
     local out, err, code = klua([[-e 'jit.off() print("started") io.stdout:flush() while true do end' & ]]
       .. [[sleep 0.3; kill -INT $!; wait $!]])
