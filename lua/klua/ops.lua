@@ -267,6 +267,11 @@ for _, name in ipairs { "gelu", "elu", "selu", "leaky_relu", "silu", "swish", "r
   ops[name] = function(...) return require("klua.activations")[name](...) end
 end
 
+-- Convolution and pooling with Keras's arguments (lua/klua/nn.lua).
+for _, name in ipairs { "conv", "conv_transpose", "depthwise_conv", "max_pool", "average_pool" } do
+  ops[name] = function(...) return require("klua.nn")[name](...) end
+end
+
 -- Every op is also a method: t:sum(2), t:reshape{...}, t:matmul(w). ---------
 
 local skip = { convert_to_tensor = true, concatenate = true, concat = true, stack = true }

@@ -1,0 +1,265 @@
+-- base_rnn.lua — BaseRNN, the shared part of SimpleRNN, LSTM and GRU: Keras's
+-- arguments (units, activations, initializers, return_sequences, return_state,
+-- go_backwards, dropout, masks, initial_state) around one fused C op per call
+-- that runs the whole sequence (src/ops/rnn.c). Subclasses say which op, how
+-- many gates and states, and how to build the weights. Not registered itself.
+--
+-- Call: layer(x, {mask=, training=, initial_state={h[, c]}}) with x
+-- (batch, timesteps, features). Returns the last output (batch, units) or the
+-- sequence (batch, timesteps, units); with return_state also the final states.
+-- Where the mask is 0 the state is carried over (Keras semantics).
+local core = require("klua.core")
+local Layer = require("klua.layer")
+local ops = require("klua.ops")
+local nn = require("klua.nn")
+local activations = require("klua.activations")
+local initializers = require("klua.initializers")
+local regularizers = require("klua.regularizers")
+local constraints = require("klua.constraints")
+
+local BaseRNN = Layer:extend("BaseRNN")
+local unpack = unpack or table.unpack
+
+local function zeros(shape)
+  local nd, dims = core.shape_arg(shape, "zeros")
+  return core.wrap(core.C.kl_tensor_zeros(nd, dims))
+end
+
+-- (T-1, ..., 0): reverses the time axis with ops.take (cached per length).
+local index_cache = setmetatable({}, { __mode = "v" })
+local function reversed_index(t)
+  local idx = index_cache[t]
+  if not idx then
+    local list = {}
+    for i = 1, t do list[i] = t - i end
+    idx = core.to_tensor(list)
+    index_cache[t] = idx
+  end
+  return idx
+end
+BaseRNN.reversed_index = reversed_index
+
+-- kind: "lstm", "gru" or "simple_rnn"; opts.recurrent_activation: the cell
+-- has a recurrent activation (LSTM, GRU).
+function BaseRNN:__init(kind, units, kw, opts)
+  units, kw = nn.args(units, kw, "units")
+  BaseRNN.super.__init(self, kw)
+  if type(units) ~= "number" or units < 1 or units % 1 ~= 0 then
+    self:raise("units must be a positive integer. Received: units=%s", tostring(units))
+  end
+  local cname = Layer.class_name(self)
+  self.kind, self.units = kind, units
+  self.activation = activations.get(kw.activation == nil and "tanh" or kw.activation)
+  self._act_code = nn.rnn_activation_code(self.activation, cname)
+  if opts.recurrent_activation then
+    local ra = kw.recurrent_activation == nil and "sigmoid" or kw.recurrent_activation
+    self.recurrent_activation = activations.get(ra)
+    self._ract_code = nn.rnn_activation_code(self.recurrent_activation, cname)
+  end
+  self.use_bias = kw.use_bias ~= false
+  self.kernel_initializer = initializers.get(kw.kernel_initializer or "glorot_uniform")
+  self.recurrent_initializer = initializers.get(kw.recurrent_initializer or "orthogonal")
+  self.bias_initializer = initializers.get(kw.bias_initializer or "zeros")
+  self.kernel_regularizer = regularizers.get(kw.kernel_regularizer)
+  self.recurrent_regularizer = regularizers.get(kw.recurrent_regularizer)
+  self.bias_regularizer = regularizers.get(kw.bias_regularizer)
+  self.kernel_constraint = constraints.get(kw.kernel_constraint)
+  self.recurrent_constraint = constraints.get(kw.recurrent_constraint)
+  self.bias_constraint = constraints.get(kw.bias_constraint)
+  local function rate(key)
+    local v = kw[key] or 0
+    if type(v) ~= "number" or v < 0 or v >= 1 then self:raise("%s must be a number in [0, 1). Received: %s=%s", key, key, tostring(v)) end
+    return v
+  end
+  self.dropout = rate("dropout")
+  self.recurrent_dropout = rate("recurrent_dropout")
+  if self.recurrent_dropout > 0 then
+    self:raise("recurrent_dropout is not supported by the fused recurrent kernel. Received: recurrent_dropout=%s", tostring(self.recurrent_dropout))
+  end
+  self.seed = kw.seed
+  self.return_sequences = kw.return_sequences == true
+  self.return_state = kw.return_state == true
+  self.go_backwards = kw.go_backwards == true
+  self.zero_output_for_mask = kw.zero_output_for_mask == true
+  self.unroll = kw.unroll == true     -- accepted for compatibility; the C kernel never unrolls
+  if kw.stateful then self:raise("stateful=true is not supported") end
+  self.stateful = false
+  self.supports_masking = true
+end
+
+function BaseRNN:_input_dim(input_shape)
+  if #input_shape ~= 3 then
+    self:raise("expected an input of rank 3 (batch, timesteps, features), got shape %s", Layer.shape_str(input_shape))
+  end
+  local d = input_shape[3]
+  if d == nil or d < 1 then self:raise("the feature dimension must be known, got shape %s", Layer.shape_str(input_shape)) end
+  return d
+end
+
+function BaseRNN:_add(name, shape, init, reg, con)
+  return self:add_weight{ shape = shape, initializer = init, name = name, regularizer = reg, constraint = con }
+end
+
+-- Weights in Keras's order: kernel, recurrent_kernel, bias; gates = 4 (LSTM), 3 (GRU), 1.
+function BaseRNN:_build_weights(input_shape, gates, bias_shape, bias_init)
+  local d, u = self:_input_dim(input_shape), self.units
+  self.kernel = self:_add("kernel", { d, gates * u }, self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint)
+  self.recurrent_kernel = self:_add("recurrent_kernel", { u, gates * u }, self.recurrent_initializer,
+    self.recurrent_regularizer, self.recurrent_constraint)
+  if self.use_bias then
+    self.bias = self:_add("bias", bias_shape, bias_init or self.bias_initializer, self.bias_regularizer, self.bias_constraint)
+  end
+end
+
+-- The states a call starts from: kw.initial_state or zeros.
+function BaseRNN:_initial_states(x, kw, nstates)
+  local n, u = tonumber(x.dims[0]), self.units
+  local init = kw and kw.initial_state
+  if init ~= nil and core.is_tensor(init) then init = { init } end
+  local out = {}
+  for i = 1, nstates do
+    local s = init and init[i]
+    if s == nil then
+      out[i] = zeros({ n, u })
+    else
+      s = core.to_tensor(s)
+      if s.nd ~= 2 or s.dims[0] ~= n or s.dims[1] ~= u then
+        self:raise("initial_state[%d] must have shape (%d,%d), got %s", i, n, u, Layer.shape_str(s:shape()))
+      end
+      out[i] = s
+    end
+  end
+  if init and #init ~= nstates then
+    self:raise("expected %d initial state tensor%s, got %d", nstates, nstates == 1 and "" or "s", #init)
+  end
+  return out
+end
+
+-- Run the fused op; returns the packed output and the mask used (or nil).
+function BaseRNN:_run(x, kw, states)
+  if x.nd ~= 3 then self:raise("expected an input of rank 3 (batch, timesteps, features), got shape %s", Layer.shape_str(x:shape())) end
+  local d = tonumber(self.kernel.dims[0])
+  if tonumber(x.dims[2]) ~= d then
+    self:raise("expected %d input features (last axis), got input shape %s", d, Layer.shape_str(x:shape()))
+  end
+  local n, t = tonumber(x.dims[0]), tonumber(x.dims[1])
+  if kw.training and self.dropout > 0 then
+    -- Keras 3: one input mask per sequence, the same at every timestep.
+    local keep = 1 - self.dropout
+    local m = require("klua.random").bernoulli({ n, 1, d }, keep)
+    x = x * (m / keep)
+  end
+  local bias = self.bias or self:_zero_bias()
+  local inputs = { x, self.kernel, self.recurrent_kernel, bias }
+  for _, s in ipairs(states) do inputs[#inputs + 1] = s end
+  local mask = kw.mask
+  if mask ~= nil then
+    mask = core.to_tensor(mask)
+    if mask.nd ~= 2 or tonumber(mask.dims[0]) ~= n or tonumber(mask.dims[1]) ~= t then
+      self:raise("expected a mask of shape (%d,%d), got %s", n, t, Layer.shape_str(mask:shape()))
+    end
+    inputs[#inputs + 1] = mask
+  end
+  local y = nn.rnn(self.kind, inputs, { go_backwards = self.go_backwards, activation = self._act_code,
+    recurrent_activation = self._ract_code or 1 })
+  return y, mask
+end
+
+-- The mask in processing order (reversed with go_backwards).
+function BaseRNN:_processing_mask(mask)
+  if self.go_backwards then return ops.take(mask, reversed_index(tonumber(mask.dims[1])), 2) end
+  return mask
+end
+
+-- 1 from each sequence's first unmasked step on: Keras repeats the previous
+-- *output* at masked steps, which is zeros before any step ran even when a
+-- given initial state is carried. (N,T) @ upper-triangular ones, clipped.
+local function seen_mask(m)
+  local t = tonumber(m.dims[1])
+  local ar = require("klua.tensor").arange(t)
+  local tri = ops.greater_equal(ops.reshape(ar, { 1, t }), ops.reshape(ar, { t, 1 }))
+  return ops.clip(ops.matmul(m, tri), 0, 1)
+end
+
+-- Outputs from the packed result (h is columns 1..units of each step);
+-- state_cols: the first column of each further state (LSTM's c).
+function BaseRNN:_outputs(y, mask, state_cols, given_state)
+  local u, n, t = self.units, tonumber(y.dims[0]), tonumber(y.dims[1])
+  local last = ops.slice_axis(y, 2, t, t)
+  local h_last = ops.reshape(ops.slice_axis(last, 3, 1, u), { n, u })
+  local pm = mask ~= nil and self:_processing_mask(mask) or nil
+  local keep = pm ~= nil and given_state and seen_mask(pm) or nil
+  local out
+  if self.return_sequences then
+    out = ops.slice_axis(y, 3, 1, u)
+    if pm ~= nil and self.zero_output_for_mask then keep = pm end
+    if keep ~= nil then out = out * ops.expand_dims(keep, 3) end
+  else
+    out = h_last
+    if keep ~= nil then out = out * ops.slice_axis(keep, 2, t, t) end
+  end
+  if not self.return_state then return out end
+  local res = { out, h_last }
+  for _, col in ipairs(state_cols or {}) do
+    res[#res + 1] = ops.reshape(ops.slice_axis(last, 3, col, col + u - 1), { n, u })
+  end
+  return unpack(res)
+end
+
+-- use_bias = false: the kernels still take a bias, so pass zeros (not a weight).
+function BaseRNN:_zero_bias()
+  local z = rawget(self, "_zbias")
+  if not z then
+    z = zeros(self:_bias_shape())
+    rawset(self, "_zbias", z)
+  end
+  return z
+end
+
+function BaseRNN:compute_mask(inputs, mask)
+  local out = self.return_sequences and mask or nil
+  if self.return_state then
+    local r = { out or false }
+    for i = 1, self:_num_states() do r[i + 1] = false end
+    return r
+  end
+  return out
+end
+
+function BaseRNN:compute_output_shape(input_shape)
+  local n, u = input_shape[1], self.units
+  local out = self.return_sequences and { n, input_shape[2], u } or { n, u }
+  if not self.return_state then return out end
+  local res = { out }
+  for i = 1, self:_num_states() do res[i + 1] = { n, u } end
+  return res
+end
+
+function BaseRNN:get_config()
+  local config = BaseRNN.super.get_config(self)
+  config.units = self.units
+  config.activation = activations.serialize(self.activation)
+  if self.recurrent_activation then config.recurrent_activation = activations.serialize(self.recurrent_activation) end
+  config.use_bias = self.use_bias
+  config.kernel_initializer = initializers.serialize(self.kernel_initializer)
+  config.recurrent_initializer = initializers.serialize(self.recurrent_initializer)
+  config.bias_initializer = initializers.serialize(self.bias_initializer)
+  config.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
+  config.recurrent_regularizer = regularizers.serialize(self.recurrent_regularizer)
+  config.bias_regularizer = regularizers.serialize(self.bias_regularizer)
+  config.kernel_constraint = constraints.serialize(self.kernel_constraint)
+  config.recurrent_constraint = constraints.serialize(self.recurrent_constraint)
+  config.bias_constraint = constraints.serialize(self.bias_constraint)
+  config.dropout = self.dropout
+  config.recurrent_dropout = self.recurrent_dropout
+  config.seed = self.seed
+  config.return_sequences = self.return_sequences
+  config.return_state = self.return_state
+  config.go_backwards = self.go_backwards
+  config.stateful = false
+  config.unroll = self.unroll
+  config.zero_output_for_mask = self.zero_output_for_mask
+  return config
+end
+
+return BaseRNN

@@ -1,0 +1,48 @@
+-- lstm.lua — LSTM: long short-term memory over (batch, timesteps, features),
+-- Keras's weights: kernel (features, 4*units), recurrent_kernel (units,
+-- 4*units), bias (4*units), gates in the order i, f, c, o. The whole sequence
+-- and its backward run in one fused C op (src/ops/rnn.c).
+local core = require("klua.core")
+local ops = require("klua.ops")
+local tensor = require("klua.tensor")
+local BaseRNN = require("klua.layers.base_rnn")
+
+local LSTM = BaseRNN:extend("LSTM")
+
+--- LSTM(units, {activation="tanh", recurrent_activation="sigmoid", use_bias=true,
+-- kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+-- bias_initializer="zeros", unit_forget_bias=true, dropout=0,
+-- return_sequences=false, return_state=false, go_backwards=false, ...})
+function LSTM:__init(units, kw)
+  BaseRNN.__init(self, "lstm", units, kw, { recurrent_activation = true })
+  kw = type(units) == "table" and units or kw or {}
+  self.unit_forget_bias = kw.unit_forget_bias ~= false
+end
+
+function LSTM:_bias_shape() return { 4 * self.units } end
+function LSTM:_num_states() return 2 end
+
+function LSTM:build(input_shape)
+  local init = self.bias_initializer
+  if self.unit_forget_bias then
+    -- Keras: the forget gate's bias starts at one.
+    local u, base = self.units, self.bias_initializer
+    init = function()
+      return ops.concatenate({ core.to_tensor(base({ u })), tensor.ones({ u }), core.to_tensor(base({ 2 * u })) }, 1)
+    end
+  end
+  self:_build_weights(input_shape, 4, { 4 * self.units }, init)
+end
+
+function LSTM:call(x, kw)
+  local y, mask = self:_run(x, kw, self:_initial_states(x, kw, 2))
+  return self:_outputs(y, mask, { self.units + 1 }, kw.initial_state ~= nil)
+end
+
+function LSTM:get_config()
+  local config = LSTM.super.get_config(self)
+  config.unit_forget_bias = self.unit_forget_bias
+  return config
+end
+
+return LSTM

@@ -1,0 +1,12 @@
+-- maxpooling1d.lua — MaxPooling1D: the maximum of each window; the gradient goes to the first maximum, over (batch, steps, channels) as Keras (src/ops/pool.c).
+local nn = require("klua.nn")
+local BasePooling = require("klua.layers.base_pooling")
+
+local MaxPooling1D = BasePooling:extend("MaxPooling1D")
+
+--- MaxPooling1D(pool_size, {strides=pool_size, padding="valid"})
+function MaxPooling1D:__init(pool_size, kw)
+  BasePooling.__init(self, 1, nn.max_pool, pool_size, kw)
+end
+
+return MaxPooling1D

@@ -1,0 +1,169 @@
+-- multiheadattention.lua — MultiHeadAttention as Keras 3: query, key and value
+-- projections with kernels (dim, num_heads, key_dim) and biases (num_heads,
+-- key_dim), scaled dot-product attention per head with masks, dropout on the
+-- attention weights when training, and an output projection (num_heads,
+-- value_dim, output_dim). Composed from batched matmuls and softmax (C ops).
+--   mha(query, value[, key], {attention_mask=, use_causal_mask=, return_attention_scores=, training=})
+local core = require("klua.core")
+local Layer = require("klua.layer")
+local ops = require("klua.ops")
+local nn = require("klua.nn")
+local initializers = require("klua.initializers")
+local regularizers = require("klua.regularizers")
+local constraints = require("klua.constraints")
+
+local MultiHeadAttention = Layer:extend("MultiHeadAttention")
+
+--- MultiHeadAttention(num_heads, key_dim, {value_dim=key_dim, dropout=0,
+-- use_bias=true, output_shape=nil, kernel_initializer="glorot_uniform", bias_initializer="zeros", ...})
+function MultiHeadAttention:__init(num_heads, key_dim, kw)
+  num_heads, key_dim, kw = nn.args2(num_heads, key_dim, kw, "num_heads", "key_dim")
+  MultiHeadAttention.super.__init(self, kw)
+  local function pos(key, v)
+    if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
+      self:raise("%s must be a positive integer. Received: %s=%s", key, key, tostring(v))
+    end
+    return v
+  end
+  self.num_heads = pos("num_heads", num_heads)
+  self.key_dim = pos("key_dim", key_dim)
+  self.value_dim = pos("value_dim", kw.value_dim or key_dim)
+  local rate = kw.dropout or 0
+  if type(rate) ~= "number" or rate < 0 or rate >= 1 then self:raise("dropout must be in [0, 1). Received: dropout=%s", tostring(rate)) end
+  self.dropout = rate
+  self.use_bias = kw.use_bias ~= false
+  if kw.output_shape ~= nil then
+    local s = type(kw.output_shape) == "table" and kw.output_shape[1] or kw.output_shape
+    if type(kw.output_shape) == "table" and #kw.output_shape ~= 1 then
+      self:raise("only a 1-d output_shape is supported. Received: output_shape=%s", Layer.shape_str(kw.output_shape))
+    end
+    self.output_dim = pos("output_shape", s)
+  end
+  if kw.attention_axes ~= nil then self:raise("attention_axes is not supported (attention runs over the time axis)") end
+  self.kernel_initializer = initializers.get(kw.kernel_initializer or "glorot_uniform")
+  self.bias_initializer = initializers.get(kw.bias_initializer or "zeros")
+  self.kernel_regularizer = regularizers.get(kw.kernel_regularizer)
+  self.bias_regularizer = regularizers.get(kw.bias_regularizer)
+  self.kernel_constraint = constraints.get(kw.kernel_constraint)
+  self.bias_constraint = constraints.get(kw.bias_constraint)
+  self.seed = kw.seed
+  self.supports_masking = true
+end
+
+function MultiHeadAttention:_dense(name, shape, bias_shape)
+  local k = self:add_weight{ shape = shape, initializer = self.kernel_initializer, name = name .. "/kernel",
+    regularizer = self.kernel_regularizer, constraint = self.kernel_constraint }
+  local b
+  if self.use_bias then
+    b = self:add_weight{ shape = bias_shape, initializer = self.bias_initializer, name = name .. "/bias",
+      regularizer = self.bias_regularizer, constraint = self.bias_constraint }
+  end
+  return k, b
+end
+
+local function last(shape, self, what)
+  if #shape ~= 3 then self:raise("expected %s of rank 3 (batch, steps, features), got shape %s", what, Layer.shape_str(shape)) end
+  return shape[3]
+end
+
+function MultiHeadAttention:build(query_shape, value_shape, key_shape)
+  value_shape = value_shape or query_shape
+  key_shape = key_shape or value_shape
+  local dq, dv, dk = last(query_shape, self, "query"), last(value_shape, self, "value"), last(key_shape, self, "key")
+  local H, K, V = self.num_heads, self.key_dim, self.value_dim
+  self.query_kernel, self.query_bias = self:_dense("query", { dq, H, K }, { H, K })
+  self.key_kernel, self.key_bias = self:_dense("key", { dk, H, K }, { H, K })
+  self.value_kernel, self.value_bias = self:_dense("value", { dv, H, V }, { H, V })
+  local out = self.output_dim or dq
+  self.output_kernel, self.output_bias = self:_dense("attention_output", { H, V, out }, { out })
+end
+
+-- x (B,T,D) · kernel (D,H,K) + bias -> (B,H,T,K)
+local function project(x, kernel, bias, H, K)
+  local B, T = tonumber(x.dims[0]), tonumber(x.dims[1])
+  local y = ops.matmul(x, ops.reshape(kernel, { tonumber(kernel.dims[0]), H * K }))
+  if bias then y = y + ops.reshape(bias, { H * K }) end
+  return ops.transpose(ops.reshape(y, { B, T, H, K }), { 1, 3, 2, 4 })
+end
+
+-- Keras's mask rules: query/value/key masks (from the inputs), the causal
+-- mask and attention_mask combine into one (B, Tq, Tv) mask of 1 = attend.
+local function attention_mask(query, value, key, kw)
+  local m = kw.attention_mask and core.to_tensor(kw.attention_mask) or nil
+  local function both(a) if m == nil then m = a else m = m * a end end
+  local qm = kw.query_mask or Layer.get_mask(query)
+  local vm = kw.value_mask or Layer.get_mask(value)
+  local km = kw.key_mask or (key ~= value and Layer.get_mask(key) or nil)
+  if qm then both(ops.expand_dims(core.to_tensor(qm), 3)) end
+  if vm then both(ops.expand_dims(core.to_tensor(vm), 2)) end
+  if km then both(ops.expand_dims(core.to_tensor(km), 2)) end
+  if kw.use_causal_mask then
+    local tq, tv = tonumber(query.dims[1]), tonumber(value.dims[1])
+    local rows = ops.reshape(require("klua.tensor").arange(tq), { tq, 1 })
+    local cols = ops.reshape(require("klua.tensor").arange(tv), { 1, tv })
+    both(ops.reshape(ops.greater_equal(rows, cols), { 1, tq, tv }))
+  end
+  return m
+end
+
+function MultiHeadAttention:call(query, ...)
+  local rest = { ... }
+  local kw = {}
+  if type(rest[#rest]) == "table" then kw = table.remove(rest) end
+  local value = rest[1] or query
+  local key = rest[2] or value
+  for _, p in ipairs { { query, "query" }, { value, "value" }, { key, "key" } } do
+    if p[1].nd ~= 3 then self:raise("expected %s of rank 3 (batch, steps, features), got shape %s", p[2], Layer.shape_str(p[1]:shape())) end
+  end
+  local H, K, V = self.num_heads, self.key_dim, self.value_dim
+  local q = project(query, self.query_kernel, self.query_bias, H, K) * (1 / math.sqrt(K))
+  local k = project(key, self.key_kernel, self.key_bias, H, K)
+  local v = project(value, self.value_kernel, self.value_bias, H, V)
+  local scores = ops.matmul(q, k, { transpose_b = true })          -- (B,H,Tq,Tv)
+  local mask = attention_mask(query, value, key, kw)
+  if mask ~= nil then
+    -- Keras's masked softmax: masked logits get -1e9 added.
+    local m = ops.expand_dims(mask, 2)
+    scores = scores + (1 - m) * -1e9
+  end
+  local probs = ops.softmax(scores, -1)
+  local attn = probs
+  if kw.training and self.dropout > 0 then
+    local keep = 1 - self.dropout
+    attn = probs * (require("klua.random").bernoulli(probs:shape(), keep) / keep)
+  end
+  local ctx = ops.matmul(attn, v)                                    -- (B,H,Tq,V)
+  local B, Tq = tonumber(query.dims[0]), tonumber(query.dims[1])
+  ctx = ops.reshape(ops.transpose(ctx, { 1, 3, 2, 4 }), { B, Tq, H * V })
+  local out_dim = tonumber(self.output_kernel.dims[2])
+  local out = ops.matmul(ctx, ops.reshape(self.output_kernel, { H * V, out_dim }))
+  if self.output_bias then out = out + self.output_bias end
+  if kw.return_attention_scores then return out, probs end
+  return out
+end
+
+function MultiHeadAttention:compute_mask(inputs, mask) return mask end
+
+function MultiHeadAttention:compute_output_shape(query_shape)
+  return { query_shape[1], query_shape[2], self.output_dim or query_shape[3] }
+end
+
+function MultiHeadAttention:get_config()
+  local config = MultiHeadAttention.super.get_config(self)
+  config.num_heads = self.num_heads
+  config.key_dim = self.key_dim
+  config.value_dim = self.value_dim
+  config.dropout = self.dropout
+  config.use_bias = self.use_bias
+  config.output_shape = self.output_dim and { self.output_dim } or nil
+  config.kernel_initializer = initializers.serialize(self.kernel_initializer)
+  config.bias_initializer = initializers.serialize(self.bias_initializer)
+  config.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
+  config.bias_regularizer = regularizers.serialize(self.bias_regularizer)
+  config.kernel_constraint = constraints.serialize(self.kernel_constraint)
+  config.bias_constraint = constraints.serialize(self.bias_constraint)
+  config.seed = self.seed
+  return config
+end
+
+return MultiHeadAttention

@@ -1,0 +1,278 @@
+-- nn.lua — the functional forms of the layer kernels (src/ops/conv.c, pool.c,
+-- rnn.c) with Keras's argument conventions: strides, "valid"/"same"/"causal"
+-- padding, dilation, pool sizes. Padding amounts are computed here (Keras's
+-- "same" puts the odd pixel after) and passed to C explicitly.
+--   nn.conv(x, kernel, {strides = 2, padding = "same"})   -- 1-D or 2-D by rank
+--   nn.max_pool(x, 2)                                      -- pool_size 2, strides = pool_size
+-- Tensors are channels-last, as in Keras: (N,L,C) for 1-D, (N,H,W,C) for 2-D.
+local core = require("klua.core")
+local ffi = require("ffi")
+local C = core.C
+
+local nn = {}
+
+local function T(x) return core.is_tensor(x) and x or core.to_tensor(x) end
+
+--- tuple(v, n, what): a number or a list of n positive integers, as a list.
+function nn.tuple(v, n, what, allow_zero)
+  if type(v) == "number" then
+    local t = {}
+    for i = 1, n do t[i] = v end
+    v = t
+  end
+  if type(v) ~= "table" or #v ~= n then
+    core.raise(("%s: expected an integer or a list of %d integers, got %s"):format(what, n, tostring(v)))
+  end
+  local out = {}
+  for i = 1, n do
+    local d = v[i]
+    if type(d) ~= "number" or d % 1 ~= 0 or d < (allow_zero and 0 or 1) then
+      core.raise(("%s: expected %s integers, got %s"):format(what, allow_zero and "non-negative" or "positive", tostring(d)))
+    end
+    out[i] = d
+  end
+  return out
+end
+
+--- padding_amounts(size, k, stride, dilation, padding): before, after, out.
+-- Keras/TF "same": out = ceil(size/stride), the odd pixel goes after.
+function nn.padding_amounts(size, k, stride, dilation, padding, what)
+  local eff = (k - 1) * dilation + 1
+  if padding == "valid" then
+    return 0, 0, math.floor((size - eff) / stride) + 1
+  elseif padding == "same" then
+    local out = math.ceil(size / stride)
+    local total = math.max((out - 1) * stride + eff - size, 0)
+    local before = math.floor(total / 2)
+    return before, total - before, out
+  elseif padding == "causal" then
+    return eff - 1, 0, math.floor((size - 1) / stride) + 1
+  end
+  core.raise(("%s: padding must be \"valid\" or \"same\"%s, got %s"):format(what, what:find("1") and " or \"causal\"" or "", tostring(padding)))
+end
+
+--- args(first, kw, key): a layer's leading positional argument, or a config
+-- table holding it under `key` (Class.from_config). A plain list such as
+-- {3, 3} is the positional value, not a config.
+function nn.args(first, kw, key)
+  if type(first) == "table" and getmetatable(first) == nil and first[1] == nil and kw == nil then
+    return first[key], first
+  end
+  return first, kw or {}
+end
+
+--- args2(a, b, kw, k1, k2): the same with two leading positional arguments
+-- (Conv2D(32, 3, {...}) or Conv2D{filters = 32, kernel_size = 3}).
+function nn.args2(a, b, kw, k1, k2)
+  if type(a) == "table" and getmetatable(a) == nil and a[1] == nil and b == nil and kw == nil then return a[k1], a[k2], a end
+  if type(b) == "table" and getmetatable(b) == nil and b[1] == nil and kw == nil then return a, b[k2], b end
+  return a, b, kw or {}
+end
+
+-- Call a registry op with up to 8 inputs and integer attributes.
+local inbuf = ffi.new("kl_tensor *[8]")
+function nn.call(name, inputs, ints)
+  local id = core.op_ids[name]
+  local at = core.fresh_attrs()
+  at.nints = #ints
+  for i, v in ipairs(ints) do at.ints[i - 1] = v end
+  for i, t in ipairs(inputs) do inbuf[i - 1] = t.p end
+  local r = core.wrap(C.kl_op_n(id, #inputs, inbuf, at))
+  for i = 1, #inputs do inbuf[i - 1] = nil end
+  return r
+end
+
+local function reshape(x, shape) return core.op("reshape", x, nil, nil, { ints = shape }) end
+
+local function shape_str(t) return core.shape_str(core.shape_of(t)) end
+
+-- opts: {strides=, padding=, dilation_rate=} or nil
+local function conv_opts(opts, rank, what)
+  opts = opts or {}
+  local strides = nn.tuple(opts.strides or 1, rank, what .. ": strides")
+  local dilation = nn.tuple(opts.dilation_rate or 1, rank, what .. ": dilation_rate")
+  return strides, opts.padding or "valid", dilation
+end
+
+-- x (N,L,C) as (N,1,L,C); kernel (K,C,O) as (1,K,C,O).
+local function as_2d(x, kernel)
+  local xs, ks = core.shape_of(x), core.shape_of(kernel)
+  return reshape(x, { xs[1], 1, xs[2], xs[3] }), ks[3] and reshape(kernel, { 1, ks[1], ks[2], ks[3] }) or kernel
+end
+
+--- conv(x, kernel, opts): x (N,L,C) with kernel (K,C,O), or x (N,H,W,C) with
+-- kernel (KH,KW,C,O). opts: strides, padding ("valid", "same", "causal" for
+-- 1-D), dilation_rate, bias (O).
+function nn.conv(x, kernel, opts)
+  x, kernel = T(x), T(kernel)
+  local rank = x.nd - 2
+  if rank ~= 1 and rank ~= 2 then
+    core.raise(("conv: expected input (N,L,C) or (N,H,W,C), got %s"):format(shape_str(x)))
+  end
+  local what = rank == 1 and "conv1d" or "conv2d"
+  if kernel.nd ~= rank + 2 then
+    core.raise(("%s: expected a %d-d kernel for input %s, got %s"):format(what, rank + 2, shape_str(x), shape_str(kernel)))
+  end
+  local strides, padding, dil = conv_opts(opts, rank, what)
+  if padding == "causal" and rank ~= 1 then core.raise("conv2d: padding \"causal\" is only for 1-D convolutions") end
+  local xs, ks = core.shape_of(x), core.shape_of(kernel)
+  local inputs = { x, kernel, opts and opts.bias and T(opts.bias) or nil }
+  if rank == 1 then
+    local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, what)
+    inputs[1], inputs[2] = as_2d(x, kernel)
+    local y = nn.call("conv2d", inputs, { 1, strides[1], 1, dil[1], 0, 0, t, b })
+    local ys = core.shape_of(y)
+    return reshape(y, { ys[1], ys[3], ys[4] })
+  end
+  local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, what)
+  local l, r = nn.padding_amounts(xs[3], ks[2], strides[2], dil[2], padding, what)
+  return nn.call("conv2d", inputs, { strides[1], strides[2], dil[1], dil[2], t, b, l, r })
+end
+
+--- Keras's deconv_output_length.
+function nn.conv_transpose_length(size, k, padding, output_padding, stride, dilation)
+  local eff = (k - 1) * dilation + 1
+  if output_padding == nil then
+    if padding == "valid" then return size * stride + math.max(eff - stride, 0) end
+    return size * stride
+  end
+  local pad = padding == "same" and math.floor(eff / 2) or 0
+  return (size - 1) * stride + eff - 2 * pad + output_padding
+end
+
+--- conv_transpose(x, kernel, opts): x (N,H,W,Cin), kernel (KH,KW,Cout,Cin)
+-- (or the 1-D forms). opts: strides, padding, output_padding, dilation_rate, bias.
+function nn.conv_transpose(x, kernel, opts)
+  x, kernel = T(x), T(kernel)
+  opts = opts or {}
+  local rank = x.nd - 2
+  if rank ~= 1 and rank ~= 2 then
+    core.raise(("conv_transpose: expected input (N,L,C) or (N,H,W,C), got %s"):format(shape_str(x)))
+  end
+  local what = rank == 1 and "conv1d_transpose" or "conv2d_transpose"
+  if kernel.nd ~= rank + 2 then
+    core.raise(("%s: expected a %d-d kernel, got %s"):format(what, rank + 2, shape_str(kernel)))
+  end
+  local strides, padding, dil = conv_opts(opts, rank, what)
+  if padding ~= "valid" and padding ~= "same" then
+    core.raise(("%s: padding must be \"valid\" or \"same\", got %s"):format(what, tostring(padding)))
+  end
+  local op = opts.output_padding and nn.tuple(opts.output_padding, rank, what .. ": output_padding", true)
+  local inputs = { x, kernel, opts.bias and T(opts.bias) or nil }
+  if rank == 1 then inputs[1], inputs[2] = as_2d(x, kernel) end
+  local xs, ks = core.shape_of(inputs[1]), core.shape_of(inputs[2])
+  local ints = { 1, 1, 1, 1, 0, 0, 0, 0 }
+  local s = rank == 1 and { 1, strides[1] } or strides
+  local d = rank == 1 and { 1, dil[1] } or dil
+  local o = op and (rank == 1 and { 0, op[1] } or op)
+  for i = 1, 2 do
+    local size, k = xs[i + 1], ks[i]
+    local out
+    if rank == 1 and i == 1 then out = 1 else out = nn.conv_transpose_length(size, k, padding, o and o[i], s[i], d[i]) end
+    local eff = (k - 1) * d[i] + 1
+    -- The convolution that maps the output back to x: TF's padding for it.
+    local before = 0
+    if padding == "same" and not (rank == 1 and i == 1) then
+      before = math.floor(math.max((size - 1) * s[i] + eff - out, 0) / 2)
+    end
+    if out < 1 then core.raise(("%s: output size %d is not positive for input %s"):format(what, out, shape_str(x))) end
+    ints[i], ints[i + 2], ints[i + 4], ints[i + 6] = s[i], d[i], before, out
+  end
+  local y = nn.call("conv2d_transpose", inputs, ints)
+  if rank == 1 then
+    local ys = core.shape_of(y)
+    return reshape(y, { ys[1], ys[3], ys[4] })
+  end
+  return y
+end
+
+--- depthwise_conv(x, kernel, opts): x (N,H,W,C), kernel (KH,KW,C,M) -> (N,H',W',C*M).
+function nn.depthwise_conv(x, kernel, opts)
+  x, kernel = T(x), T(kernel)
+  if x.nd ~= 4 or kernel.nd ~= 4 then
+    core.raise(("depthwise_conv2d: expected input (N,H,W,C) and kernel (KH,KW,C,M), got %s and %s"):format(shape_str(x), shape_str(kernel)))
+  end
+  local strides, padding, dil = conv_opts(opts, 2, "depthwise_conv2d")
+  local xs, ks = core.shape_of(x), core.shape_of(kernel)
+  local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, "depthwise_conv2d")
+  local l, r = nn.padding_amounts(xs[3], ks[2], strides[2], dil[2], padding, "depthwise_conv2d")
+  return nn.call("depthwise_conv2d", { x, kernel, opts and opts.bias and T(opts.bias) or nil },
+    { strides[1], strides[2], dil[1], dil[2], t, b, l, r })
+end
+
+local function pool(name, x, pool_size, strides, padding)
+  x = T(x)
+  local rank = x.nd - 2
+  local what = (name == "max_pool2d" and "max_pool" or "average_pool") .. (rank == 1 and "1d" or "2d")
+  if rank ~= 1 and rank ~= 2 then
+    core.raise(("%s: expected input (N,L,C) or (N,H,W,C), got %s"):format(what, shape_str(x)))
+  end
+  local p = nn.tuple(pool_size, rank, what .. ": pool_size")
+  local s = nn.tuple(strides or p, rank, what .. ": strides")
+  padding = padding or "valid"
+  if padding ~= "valid" and padding ~= "same" then
+    core.raise(("%s: padding must be \"valid\" or \"same\", got %s"):format(what, tostring(padding)))
+  end
+  local xs = core.shape_of(x)
+  if rank == 1 then
+    local l, r = nn.padding_amounts(xs[2], p[1], s[1], 1, padding, what)
+    local y = core.op(name, reshape(x, { xs[1], 1, xs[2], xs[3] }), nil, nil, { ints = { 1, p[1], 1, s[1], 0, 0, l, r } })
+    local ys = core.shape_of(y)
+    return reshape(y, { ys[1], ys[3], ys[4] })
+  end
+  local t, b = nn.padding_amounts(xs[2], p[1], s[1], 1, padding, what)
+  local l, r = nn.padding_amounts(xs[3], p[2], s[2], 1, padding, what)
+  return core.op(name, x, nil, nil, { ints = { p[1], p[2], s[1], s[2], t, b, l, r } })
+end
+
+--- max_pool(x, pool_size, strides, padding): strides default to pool_size.
+function nn.max_pool(x, pool_size, strides, padding) return pool("max_pool2d", x, pool_size, strides, padding) end
+--- average_pool(x, pool_size, strides, padding): "same" averages only real elements.
+function nn.average_pool(x, pool_size, strides, padding) return pool("avg_pool2d", x, pool_size, strides, padding) end
+
+--- upsampling2d(x, size): nearest-neighbour repeat of rows and columns.
+function nn.upsampling2d(x, size)
+  local s = nn.tuple(size or 2, 2, "upsampling2d: size")
+  return core.op("upsampling2d", T(x), nil, nil, { ints = s })
+end
+
+--- zero_padding2d(x, padding): padding = n, {h, w} or {{top, bottom}, {left, right}}.
+function nn.zero_padding2d(x, padding)
+  local p = padding or 1
+  if type(p) == "number" then p = { { p, p }, { p, p } } end
+  if type(p) == "table" and type(p[1]) == "number" then p = { { p[1], p[1] }, { p[2], p[2] } } end
+  if type(p) ~= "table" or type(p[1]) ~= "table" or type(p[2]) ~= "table" then
+    core.raise("zero_padding2d: padding must be an integer, {h, w} or {{top, bottom}, {left, right}}")
+  end
+  local t = nn.tuple(p[1], 2, "zero_padding2d: padding", true)
+  local l = nn.tuple(p[2], 2, "zero_padding2d: padding", true)
+  return core.op("zero_padding2d", T(x), nil, nil, { ints = { t[1], t[2], l[1], l[2] } })
+end
+
+-- Recurrent kernels ---------------------------------------------------------
+
+-- Activation names the fused kernels know (codes shared with src/ops/rnn.c).
+nn.rnn_activation_codes = { tanh = 0, sigmoid = 1, relu = 2, linear = 3, hard_sigmoid = 4 }
+
+--- rnn_activation_code(id, what): the kernel's code for an activation given by
+-- name or by klua.activations function; raises for others.
+function nn.rnn_activation_code(id, what)
+  local name = id
+  if id == nil then name = "linear" end
+  if type(id) == "function" then name = require("klua.activations").serialize(id) end
+  local code = nn.rnn_activation_codes[name]
+  if not code then
+    core.raise(("%s: activation %s is not supported by the fused recurrent kernel (use tanh, sigmoid, relu, linear or hard_sigmoid)")
+      :format(what, tostring(name)))
+  end
+  return code
+end
+
+--- rnn(kind, inputs, opts): kind is "lstm", "gru" or "simple_rnn"; inputs as
+-- documented in src/ops/rnn.c (mask appended when given); opts: go_backwards,
+-- activation code, recurrent activation code. Returns the packed output.
+function nn.rnn(kind, inputs, opts)
+  return nn.call(kind, inputs, { opts.go_backwards and 1 or 0, opts.activation or 0, opts.recurrent_activation or 1 })
+end
+
+return nn
