@@ -3,6 +3,7 @@
  * b: (..., k, n) or, with ints[1], (..., n, k); batch axes broadcast.
  * A transposed view is passed to BLAS as a transpose flag, never copied. */
 #include "core.h"
+#include "ops/scratch.h"
 #include <cblas.h>
 #include <string.h>
 
@@ -48,6 +49,16 @@ kl_tensor *op_matmul_fwd(kl_tensor **in, int n, const kl_attrs *at) {
   if (!as_blas(b, tb, &B)) { bc = kl_tensor_clone(b); if (!bc) goto fail; as_blas(bc, tb, &B); b = bc; }
   int64_t batch = kl_numel_of(bnd, bdims);
   if (k == 0) { memset(out->data, 0, sizeof(float) * out->count); goto done; }
+  if (m == 1 && batch == 1) {
+    /* one row: a matrix-vector product, single-threaded below ~2M weights
+     * (waking a second thread costs more than it saves there) */
+    int saved = k * nn >= 9216 && k * nn < (2 << 20) ? kl_blas_single() : -1;
+    int incx = A.trans ? (int)A.ld : 1;
+    if (B.trans) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nn, (int)k, 1.0f, b->data, (int)B.ld, a->data, incx, 0.0f, out->data, 1);
+    else cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)nn, 1.0f, b->data, (int)B.ld, a->data, incx, 0.0f, out->data, 1);
+    if (saved >= 0) kl_blas_restore(saved);
+    goto done;
+  }
   int64_t b_batch = kl_numel_of(b->nd - 2, b->dims);
   if (b_batch == 1 && !A.trans && a->contiguous && batch == kl_numel_of(a->nd - 2, a->dims)) {
     /* (batch*m, k) @ (k, n): one product for all batches */
