@@ -387,6 +387,10 @@ function losses.get(id)
   if class.is_instance(id, Loss) then return id end
   if type(id) == "table" and id.class_name then
     local cls = losses[names[id.class_name] or id.class_name]
+    if type(cls) ~= "table" then -- a custom Loss subclass registered for saving
+      local saving = package.loaded["klua.saving"]
+      cls = saving and saving.get_registered(id.class_name)
+    end
     if type(cls) ~= "table" or rawget(cls, "__index") ~= cls then raise("losses.get: unknown loss class '" .. tostring(id.class_name) .. "'") end
     return cls(id.config or {})
   end
