@@ -147,7 +147,7 @@ typedef float v8f __attribute__((vector_size(32), aligned(4)));
 /* y = conv(x, k) + bias by direct accumulation, for thin patches (a first
  * layer: 3x3 over 1 or 3 channels) where im2col + sgemm would mostly move
  * memory: each output pixel's O outputs accumulate in one pass. */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 static void conv_direct(const conv_geom *g, const float *x, const float *k, const float *bias, float *y) {
   const int64_t P = g->oh * g->ow, rows = g->n * P, C = g->c, O = g->o;
   #pragma omp parallel for schedule(static) if (rows * O * g->kh * g->kw * C > KL_PAR_MIN)

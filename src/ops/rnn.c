@@ -57,7 +57,7 @@ static inline float gate_exp(float x) {
 
 /* v = act(v), in place; tanh(x) = 1 - 2 / (exp(2x) + 1). AVX2 where the CPU
  * has it (runtime dispatch). */
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 static void act_apply(int code, float *v, int64_t n) {
   switch (code) {
   case ACT_TANH:    for (int64_t i = 0; i < n; i++) v[i] = 1.0f - 2.0f / (gate_exp(2.0f * v[i]) + 1.0f); break;
