@@ -6,13 +6,13 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 # -fopenmp: the core's own kernels split large loops over both cores.
 KL_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
-            -fno-math-errno -Isrc -Ibuild/gen $(shell pkg-config --cflags luajit libpng 2>/dev/null)
+            -fno-math-errno -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags luajit libpng 2>/dev/null)
 # OpenBLAS built for OpenMP, when installed, so that BLAS and the core's own
 # loops share one thread pool instead of two pools spinning against each other.
 OPENBLAS_OMP ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_OMP = $(OPENBLAS_OMP)/libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_OMP)
 BLAS    = $(if $(wildcard $(OPENBLAS_OMP)/libopenblas.so.0),$(BLAS_OMP),-lopenblas)
-LDLIBS  = $(BLAS) -lpng -lz -lm -fopenmp
+LDLIBS  = $(BLAS) -lpng -lz -lm -fopenmp $(SAN)
 BUILD   = build
 
 LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c src/ops/*.c src/kernels/*.c))
@@ -53,7 +53,7 @@ $(BUILD)/libklua.a: $(LIB_OBJ)
 # The executable finds libklua.so beside it (build tree) or in ../lib (installed).
 $(BUILD)/klua: $(BUILD)/src/main.o $(BUILD)/libklua.so
 	$(CC) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' \
-	  $(shell pkg-config --libs luajit) -lreadline -lm -Wl,-E
+	  $(shell pkg-config --libs luajit) -lreadline -lm -Wl,-E $(SAN)
 
 $(BUILD)/test_core: tests/c/test_core.c $(BUILD)/libklua.so
 	$(CC) $(CFLAGS) $(KL_CFLAGS) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' $(LDLIBS)
@@ -63,8 +63,9 @@ test: all $(BUILD)/test_core  ## build and run every test; ends with "N passed, 
 
 asan:          ## build into build-asan with AddressSanitizer + UBSan and run the tests
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all build-asan/test_core
-	KLUA_BUILD=build-asan scripts/run-tests
+	  SAN="-fsanitize=address,undefined" all build-asan/test_core
+	KLUA_BUILD=build-asan LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 scripts/run-tests
 
 bench: all     ## time kernels and training steps (against PyTorch when installed)
 	scripts/bench
