@@ -85,8 +85,10 @@ end
 -- behind it. When the bytes held by tensors have grown by GC_BUDGET since the
 -- last collection, we run a full collection (finalizers return the buffers to
 -- the core's reuse pool). A small, fixed budget keeps long loops flat and
--- keeps the temporaries of consecutive steps in the same, cache-warm buffers;
--- a collection costs little because the Lua heap of a training loop is small.
+-- keeps the temporaries of consecutive steps in the same, cache-warm buffers.
+-- A full collection costs time in proportion to the Lua heap, so the budget
+-- grows with it (16 bytes of tensors per byte of Lua heap): a loop that holds
+-- many Lua objects (a shuffle buffer of 60,000 rows) collects less often.
 local GC_BUDGET = (tonumber(os.getenv("KLUA_GC_MB")) or 8) * 2 ^ 20
 local threshold = GC_BUDGET
 local release = C.kl_handle_release
@@ -96,7 +98,7 @@ core.handle_ct = handle_ct
 local function account()
   if C.kl_mem_live_bytes() > threshold then
     collectgarbage()
-    threshold = tonumber(C.kl_mem_live_bytes()) + GC_BUDGET
+    threshold = tonumber(C.kl_mem_live_bytes()) + math.max(GC_BUDGET, 16 * 1024 * collectgarbage("count"))
   end
 end
 core.account = account

@@ -53,6 +53,25 @@ static inline float decayed(gprep p, float w) { return w - w * p.decay; }
 
 
 /* ---- SGD: keras/src/optimizers/sgd.py ------------------------------------ */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void sgd_block(float *w, float *mm, const float *gr, int64_t n, gprep p, float lr, float mu, int nesterov) {
+  if (mm && nesterov) {
+    for (int64_t i = 0; i < n; i++) {
+      float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+      mm[i] = mm[i] * mu - g * lr;
+      w[i] = wi + (mm[i] * mu - g * lr);
+    }
+  } else if (mm) {
+    for (int64_t i = 0; i < n; i++) {
+      float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+      mm[i] = mm[i] * mu - g * lr;
+      w[i] = wi + mm[i];
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) w[i] = decayed(p, w[i]) - gval(p, gr[i]) * lr;
+  }
+}
+
 int kl_sgd_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, const kl_optim_step *s,
                   double momentum, int nesterov) {
   kl_tensor *gc = begin("SGD", var, grad, s);
@@ -62,25 +81,38 @@ int kl_sgd_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, const kl_optim_
   int64_t n = var->count;
   float *w = var->data; const float *gr = gc->data;
   float lr = (float)s->lr, mu = (float)momentum;
-  if (momentum != 0) {
-    float *mm = m->data;
-    if (nesterov) {
-      KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
-        mm[i] = mm[i] * mu - g * lr;
-        w[i] = wi + (mm[i] * mu - g * lr););
-    } else {
-      KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
-        mm[i] = mm[i] * mu - g * lr;
-        w[i] = wi + mm[i];);
-    }
-  } else {
-    KL_PAR_FOR(n, i, w[i] = decayed(p, w[i]) - gval(p, gr[i]) * lr;);
-  }
+  float *mm = momentum != 0 ? m->data : NULL;
+  enum { B = 8192 };
+  KL_PAR_FOR_W((n + B - 1) / B, n, blk,
+    int64_t lo = blk * B, len = n - lo < B ? n - lo : B;
+    sgd_block(w + lo, mm ? mm + lo : NULL, gr + lo, len, p, lr, mu, nesterov););
   kl_tensor_release(gc);
   return 0;
 }
 
 /* ---- Adam / AdamW: keras/src/optimizers/adam.py -------------------------- */
+/* One block of the update, compiled for AVX-512 / AVX2 / baseline. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void adam_block(float *w, float *mm, float *vv, float *vh, const float *gr, int64_t n, gprep p,
+                       float alpha, float c1, float c2, float eps) {
+  if (vh) {
+    for (int64_t i = 0; i < n; i++) {
+      float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+      mm[i] += (g - mm[i]) * c1;
+      vv[i] += (g * g - vv[i]) * c2;
+      vh[i] = vh[i] > vv[i] ? vh[i] : vv[i];
+      w[i] = wi - (mm[i] * alpha) / (sqrtf(vh[i]) + eps);
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) {
+      float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+      mm[i] += (g - mm[i]) * c1;
+      vv[i] += (g * g - vv[i]) * c2;
+      w[i] = wi - (mm[i] * alpha) / (sqrtf(vv[i]) + eps);
+    }
+  }
+}
+
 int kl_adam_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *v, kl_tensor *vhat,
                    const kl_optim_step *s, double beta1, double beta2, double epsilon) {
   kl_tensor *gc = begin("Adam", var, grad, s);
@@ -95,18 +127,10 @@ int kl_adam_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *v, 
   int64_t n = var->count;
   float *w = var->data, *mm = m->data, *vv = v->data, *vh = vhat ? vhat->data : NULL;
   const float *gr = gc->data;
-  if (vh) {
-    KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
-      mm[i] += (g - mm[i]) * c1;
-      vv[i] += (g * g - vv[i]) * c2;
-      vh[i] = vh[i] > vv[i] ? vh[i] : vv[i];
-      w[i] = wi - (mm[i] * alpha) / (sqrtf(vh[i]) + eps););
-  } else {
-    KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
-      mm[i] += (g - mm[i]) * c1;
-      vv[i] += (g * g - vv[i]) * c2;
-      w[i] = wi - (mm[i] * alpha) / (sqrtf(vv[i]) + eps););
-  }
+  enum { B = 8192 };
+  KL_PAR_FOR_W((n + B - 1) / B, n, blk,
+    int64_t lo = blk * B, len = n - lo < B ? n - lo : B;
+    adam_block(w + lo, mm + lo, vv + lo, vh ? vh + lo : NULL, gr + lo, len, p, alpha, c1, c2, eps););
   kl_tensor_release(gc);
   return 0;
 }
