@@ -6,6 +6,7 @@
 #include "core.h"
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { R_SUM, R_MAX, R_MIN, R_LSE, R_ARGMAX, R_ARGMIN };
@@ -64,6 +65,11 @@ static kl_tensor *arrange(kl_tensor *x, plan *p) {
   return c;
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void sum_row(double *acc, const float *row, int64_t n) {
+  for (int64_t i = 0; i < n; i++) acc[i] += row[i];
+}
+
 static kl_tensor *reduce(kl_tensor *x, const kl_attrs *a, int kind, const char *name) {
   plan p;
   if (make_plan(x, a, name, &p) < 0) return NULL;
@@ -75,6 +81,18 @@ static kl_tensor *reduce(kl_tensor *x, const kl_attrs *a, int kind, const char *
   const float *X = xc->data;
   float *O = out->data;
   int64_t R = p.R, inner = p.inner, total = p.outer * inner;
+  if (kind == R_SUM && inner >= 16 && p.outer == 1) {
+    /* a sum over leading rows (a bias gradient): add whole rows, which is
+     * contiguous and vectorises, in double per column */
+    double *acc = calloc((size_t)inner, sizeof(double));
+    if (acc) {
+      for (int64_t r = 0; r < R; r++) sum_row(acc, X + r * inner, inner);
+      for (int64_t i = 0; i < inner; i++) O[i] = (float)acc[i];
+      free(acc);
+      kl_tensor_release(xc);
+      return out;
+    }
+  }
   KL_PAR_FOR_W(total, x->count, oi,
     int64_t o = oi / inner, i = oi % inner;
     const float *base = X + o * R * inner + i;
