@@ -87,6 +87,14 @@ rows.matmul = {
   { shapes = { { 3, 2 }, { 3, 4 } }, call = function(a, b) return ops.matmul(ops.transpose(a), b) end },
 }
 
+-- the fused dense layer, with each activation (inputs kept away from relu's kink by the bias)
+rows.linear = {
+  { shapes = { { 3, 4 }, { 4, 2 }, { 2 } }, call = function(x, w, b) return core.op("linear", x, w, b, { ints = { 0 } }) end },
+  { shapes = { { 1, 4 }, { 4, 3 }, { 3 } }, call = function(x, w, b) return core.op("linear", x, w, b, { ints = { 2 } }) end },
+  { shapes = { { 3, 2 }, { 2, 2 }, { 2 } }, inputs = { function(s) return klua.full(s, 0.5) end, function(s) return klua.full(s, 0.3) end, function(s) return klua.tensor { 0.4, -0.9 } end },
+    call = function(x, w, b) return core.op("linear", x, w, b, { ints = { 1 } }) end },
+}
+
 -- shapes and indexing
 rows.reshape = { { shapes = { { 2, 3 } }, call = function(x) return ops.reshape(x, { 3, -1 }) end } }
 rows.transpose = { { shapes = { { 2, 3, 4 } }, call = function(x) return ops.transpose(x, { 3, 1, 2 }) end } }

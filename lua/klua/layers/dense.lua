@@ -42,6 +42,8 @@ function Dense:build(input_shape)
 end
 
 local linear = activations.linear
+-- Activations the fused op applies itself (src/ops/linear.c).
+local fused_code = { [activations.linear] = { 0 }, [activations.relu] = { 1 }, [activations.sigmoid] = { 2 } }
 
 function Dense:call(x)
   local nd = x.nd
@@ -49,6 +51,11 @@ function Dense:call(x)
   local kernel = self.kernel
   local want, got = tonumber(kernel.dims[0]), tonumber(x.dims[nd - 1])
   if got ~= want then self:raise("expected last input dimension %d, got %d", want, got) end
+  local code = self.use_bias and fused_code[self.activation]
+  if code and nd == 2 then
+    -- matmul + bias + activation in one op: one pass over the output
+    return core.op("linear", x, kernel, self.bias, { ints = code })
+  end
   local y = core.op("matmul", x, kernel)
   if self.use_bias then y = core.op("add", y, self.bias) end
   local act = self.activation
