@@ -143,8 +143,22 @@ local Dataset = class("Dataset")
 data.Dataset = Dataset
 
 -- open() returns a fresh next() that yields elements, then nil (and nil again).
-function Dataset:__init(open, card)
-  self._open, self._card = open, card
+-- Datasets made of the rows of one source (from_tensor_slices, then shuffle)
+-- also keep index_open(), a stream of bare 0-based row numbers, so batch can
+-- gather without making a Lua table per row.
+function Dataset:__init(open, card, index_open, src)
+  self._open, self._card, self._index_open, self._src = open, card, index_open, src
+end
+
+-- The element stream of a row-index stream: a Ref per row.
+local function refs_of(index_open, src)
+  return function()
+    local nxt = index_open()
+    return function()
+      local i = nxt()
+      if i ~= nil then return setmetatable({ src, i }, Ref) end
+    end
+  end
 end
 
 function data.is_dataset(x) return class.is_instance(x, Dataset) end
@@ -183,15 +197,13 @@ function Dataset.from_tensor_slices(x)
   local info = {}
   local src = { struct = normalize(x, "x", info) }
   local n = info.n
-  return Dataset(function()
+  local function index_open()
     local i = -1
     return function()
-      if i < n - 1 then
-        i = i + 1
-        return setmetatable({ src, i }, Ref)
-      end
+      if i < n - 1 then i = i + 1; return i end
     end
-  end, n)
+  end
+  return Dataset(refs_of(index_open, src), n, index_open, src)
 end
 
 --- ds:iter(): the elements, for `for element in ds:iter() do ... end`.
@@ -222,36 +234,45 @@ function Dataset:shuffle(buffer_size, seed, reshuffle)
     raise(("Dataset.shuffle: seed must be an integer, got %s"):format(tostring(seed)))
   end
   if reshuffle == nil then reshuffle = true end
-  local up, epoch, fixed = self._open, 0, nil
-  return Dataset(function()
-    local s
-    if not reshuffle then
-      fixed = fixed or seed or global_seed()
-      s = fixed
-    elseif seed ~= nil then
-      s = tobit(seed) + epoch * 40503   -- a different, repeatable order per epoch
-    else
-      s = global_seed()
-    end
-    epoch = epoch + 1
-    local rng, nxt = new_rng(s), up()
-    local buf, n, done = {}, 0, false
-    while n < buffer_size do
-      local e = nxt()
-      if e == nil then done = true; break end
-      n = n + 1; buf[n] = e
-    end
+  local epoch, fixed = 0, nil
+  -- The buffered shuffle over any stream; on a row-index stream it holds
+  -- numbers, on an element stream the elements (same order either way).
+  local function shuffled(up)
     return function()
-      if n == 0 then return nil end
-      local j = rng(n) + 1
-      local out = buf[j]
-      local e = nil
-      if not done then e = nxt(); done = e == nil end
-      if e ~= nil then buf[j] = e
-      else buf[j] = buf[n]; buf[n] = nil; n = n - 1 end
-      return out
+      local s
+      if not reshuffle then
+        fixed = fixed or seed or global_seed()
+        s = fixed
+      elseif seed ~= nil then
+        s = tobit(seed) + epoch * 40503   -- a different, repeatable order per epoch
+      else
+        s = global_seed()
+      end
+      epoch = epoch + 1
+      local rng, nxt = new_rng(s), up()
+      local buf, n, done = {}, 0, false
+      while n < buffer_size do
+        local e = nxt()
+        if e == nil then done = true; break end
+        n = n + 1; buf[n] = e
+      end
+      return function()
+        if n == 0 then return nil end
+        local j = rng(n) + 1
+        local out = buf[j]
+        local e = nil
+        if not done then e = nxt(); done = e == nil end
+        if e ~= nil then buf[j] = e
+        else buf[j] = buf[n]; buf[n] = nil; n = n - 1 end
+        return out
+      end
     end
-  end, self._card)
+  end
+  if self._index_open then
+    local index_open = shuffled(self._index_open)
+    return Dataset(refs_of(index_open, self._src), self._card, index_open, self._src)
+  end
+  return Dataset(shuffled(self._open), self._card)
 end
 
 --- ds:batch(batch_size, {drop_remainder=false}) (or batch(n, true)): stacks
@@ -263,6 +284,27 @@ function Dataset:batch(batch_size, opts)
   end
   local c = self._card
   if c >= 0 then c = drop and math.floor(c / batch_size) or math.ceil(c / batch_size) end
+  if self._index_open then
+    -- rows of one source: gather each batch with one take per component
+    local index_open, src = self._index_open, self._src
+    return Dataset(function()
+      local nxt, ended = index_open(), false
+      local buf = ffi.new("double[?]", batch_size)
+      return function()
+        if ended then return nil end
+        local k = 0
+        while k < batch_size do
+          local i = nxt()
+          if i == nil then ended = true; break end
+          buf[k] = i; k = k + 1
+        end
+        if k == 0 or (drop and k < batch_size) then return nil end
+        idx_dims[0] = k
+        local idx = wrap(C.kl_tensor_from_doubles(1, idx_dims, buf))
+        return map_structure(src.struct, function(t) return core.op("take", t, idx, nil, { axes = { 0 } }) end)
+      end
+    end, c)
+  end
   local up = self._open
   return Dataset(function()
     local nxt, ended = up(), false
