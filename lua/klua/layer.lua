@@ -504,12 +504,19 @@ function Layer.regularizer_of(v) local i = var_info[v]; return i and i.regulariz
 function Layer.path_of(v) local i = var_info[v]; return i and i.path or (v.name or "variable") end
 
 -- A loss to add to the training objective (inside call, usually).
+-- Set once any layer has held a loss: until then there is nothing to reset
+-- at the start of a top-level call, and the walk over the sublayers is skipped.
+local losses_ever = false
+function Layer._losses_touched() losses_ever = true end
+
 function Layer:add_loss(value)
+  losses_ever = true
   local losses = rawget(self, "_losses")
   losses[#losses + 1] = core.to_tensor(value)
 end
 
 local function clear_losses(self)
+  if not losses_ever then return end
   for _, l in ipairs(self:_flatten_layers()) do rawset(l, "_losses", {}) end
 end
 
@@ -659,6 +666,7 @@ function Layer:compute_output_shape(input_shape, ...)
   local ok, out = pcall(call_layer, self, unpack(args))
   core.C.kl_grad_resume(token)
   for l, losses in pairs(saved) do rawset(l, "_losses", losses) end
+  losses_ever = true
   if not ok then error(out, 0) end
   local function restore(t, s)
     local shape = t:shape()

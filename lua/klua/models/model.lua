@@ -28,6 +28,7 @@ function Model.quietly(layers, fn, ...)
   local res = pack(pcall(fn, ...))
   core.C.kl_grad_resume(token)
   for l, losses in pairs(saved) do rawset(l, "_losses", losses) end
+  Layer._losses_touched()
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, res.n)
 end
