@@ -80,7 +80,7 @@ local targets = {
 local reasons = {
   mlp = "matrix-bound: its products run at OpenBLAS's rate for these shapes (128x784x256 reaches ~75% of the 1024^3 rate), and this machine pins OPENBLAS_CORETYPE=Haswell (AVX2 kernels on an AVX-512 CPU)",
   vae = "about 60 small ops a step at ~0.5 us of framework overhead each, plus OpenBLAS's packing cost on 64-row products",
-  ["vae-epoch"] = "938 steps of the vae row plus the shuffle/batch pipeline, whose shuffle buffer holds one Lua table per row",
+  ["vae-epoch"] = "938 steps of the vae row plus the shuffle/batch pipeline; memory: both sides hold the 188 MB data set, klua adds up to one collection budget of temporaries",
   ["lstm-10x1"] = "the recurrent product per timestep is 50x64x256 per thread, too small for OpenBLAS to run near its peak",
   ["lstm-50x32"] = "as lstm-10x1: per-timestep products of 50x64x256 per thread",
   ["dense-big"] = "OpenBLAS runs the two gradient products (transposed operands) below its plain NN rate",
