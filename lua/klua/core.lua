@@ -88,7 +88,7 @@ end
 -- keeps the temporaries of consecutive steps in the same, cache-warm buffers.
 -- A full collection costs time in proportion to the Lua heap (a shuffle
 -- buffer of 60,000 rows makes it milliseconds), so the budget grows with the
--- heap — 16 bytes of tensors per byte of Lua heap — up to 64 MB.
+-- heap — 8 bytes of tensors per byte of Lua heap — up to 64 MB.
 local GC_BUDGET = (tonumber(os.getenv("KLUA_GC_MB")) or 8) * 2 ^ 20
 local MAX_BUDGET = 64 * 2 ^ 20
 local threshold = GC_BUDGET
@@ -99,7 +99,7 @@ core.handle_ct = handle_ct
 local function account()
   if C.kl_mem_live_bytes() > threshold then
     collectgarbage()
-    local budget = math.min(MAX_BUDGET, math.max(GC_BUDGET, 16 * 1024 * collectgarbage("count")))
+    local budget = math.min(MAX_BUDGET, math.max(GC_BUDGET, 8 * 1024 * collectgarbage("count")))
     threshold = tonumber(C.kl_mem_live_bytes()) + budget
   end
 end
