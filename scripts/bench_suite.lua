@@ -32,7 +32,12 @@ end
 local have_torch = os.execute(python .. " -c 'import torch' >/dev/null 2>&1") == 0
   or os.execute(python .. " -c 'import torch' >/dev/null 2>&1") == true
 
-local function median(t) table.sort(t); return t[math.floor((#t + 1) / 2)] end
+local function median(t)
+  table.sort(t)
+  local n = #t
+  if n % 2 == 1 then return t[(n + 1) / 2] end
+  return (t[n / 2] + t[n / 2 + 1]) / 2
+end
 
 -- collect[name] = { klua = {medians...}, torch = {...}, krss, trss }
 local collect = {}
@@ -48,8 +53,7 @@ end
 local workloads = { "sgemm", "mlp", "vae", "cnn", "lstm", "dense-big", "infer", "overhead" }
 for _, w in ipairs(workloads) do
   if not only or only[w] then
-    local rounds = (w == "vae" or w == "cnn" or w == "dense-big") and math.max(1, ROUNDS - 1) or ROUNDS
-    for _ = 1, rounds do
+    for _ = 1, ROUNDS do
       add("klua", run(klua_bin .. " scripts/bench_work.lua " .. w))
       if have_torch and w ~= "sgemm" then add("torch", run(torch_env .. python .. " scripts/bench_torch.py " .. w)) end
     end
