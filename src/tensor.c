@@ -107,7 +107,7 @@ static kl_storage *storage_new(int64_t n) {
     if (!s) return kl_fail("out of memory allocating a tensor header");
     size_t bytes = ((size_t)cap * 4 + 63) & ~(size_t)63;
     s->ptr = aligned_alloc(64, bytes);
-    if (!s->ptr) { free(s); return kl_fail("out of memory allocating %lld floats", (long long)n); }
+    if (!s->ptr) { free(s); return kl_fail("tensor: out of memory allocating %lld floats (%.1f GiB)", (long long)n, n * 4.0 / (1 << 30)); }
     s->capacity = cap;
     s->size_class = cls;
     alloc_count++;

@@ -157,8 +157,11 @@ kl_tensor *op_broadcast_to_fwd(kl_tensor **in, int n, const kl_attrs *a) {
   int64_t st[KL_MAX_DIMS];
   kl_broadcast_strides(x, nd, a->ints, st);
   return kl_tensor_view(x, nd, a->ints, st, 0);
-bad:
-  return kl_fail("broadcast_to: cannot broadcast a tensor of shape %s to rank-%d shape", KL_SHAPE(x), nd);
+bad:;
+  kl_tensor want = {0};
+  want.nd = nd > KL_MAX_DIMS ? KL_MAX_DIMS : nd;
+  for (int i = 0; i < want.nd; i++) want.dims[i] = a->ints[i];
+  return kl_fail("broadcast_to: cannot broadcast a tensor of shape %s to shape %s", KL_SHAPE(x), KL_SHAPE(&want));
 }
 int op_broadcast_to_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
   kl_tensor_retain(g); /* the tape sums it back to the input's shape */
