@@ -174,13 +174,23 @@ function M.summary_lines(model, kw)
     line_length = line_length + 11
     stops[#stops + 1] = line_length
   end
+  local rows = rows_of(model)
+  if not kw.positions and not kw.line_length then
+    -- widen the first column to its longest "name (Type)" instead of wrapping it
+    local longest = 0
+    for _, r in ipairs(rows) do longest = math.max(longest, #tostring(r[1])) end
+    local extra = longest + 1 - stops[1]
+    if extra > 0 then
+      for i = 1, #stops do stops[i] = stops[i] + extra end
+      line_length = line_length + extra
+    end
+  end
   local out = {}
   local function add(lines) for _, l in ipairs(lines) do out[#out + 1] = l end end
   out[#out + 1] = ('Model: "%s"'):format(rawget(model, "name"))
   out[#out + 1] = ("_"):rep(line_length)
   add(format_row(headers, stops))
   out[#out + 1] = ("="):rep(line_length)
-  local rows = rows_of(model)
   for i, r in ipairs(rows) do
     local fields = { r[1], r[2], r[3] }
     if connections then fields[4] = r[4] end
