@@ -21,22 +21,7 @@ usage: klua examples/lstm_sequence.lua [options]
   --seed N         random seed for the data and the weights (default 1)
   --help           this text]]
 
-local opts = { epochs = 10, samples = 4000, mask = 1, seed = 1 }
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--help" or a == "-h" then print(USAGE); os.exit(0) end
-    local key = a:match("^%-%-(%w+)$")
-    if not key or opts[key] == nil or arg[i + 1] == nil then
-      io.stderr:write("lstm_sequence.lua: unknown or incomplete option '", a, "'\n", USAGE, "\n")
-      os.exit(2)
-    end
-    opts[key] = tonumber(arg[i + 1])
-    if opts[key] == nil then io.stderr:write("lstm_sequence.lua: --", key, " expects a number\n"); os.exit(2) end
-    i = i + 2
-  end
-end
+local opts = utils.parse_args(arg, { epochs = 10, samples = 4000, mask = 1, seed = 1 }, USAGE)
 klua.random.seed(opts.seed)
 math.randomseed(opts.seed)   -- LuaJIT's generator gives the same numbers on every platform
 

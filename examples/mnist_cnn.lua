@@ -22,22 +22,7 @@ usage: klua examples/mnist_cnn.lua [options]
   --seed N         random seed (default 1)
   --help           this text]]
 
-local opts = { dataset = "mnist", epochs = 0, samples = 0, seed = 1 }
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--help" or a == "-h" then print(USAGE); os.exit(0) end
-    local key = a:match("^%-%-(%w+)$")
-    if not key or opts[key] == nil or arg[i + 1] == nil then
-      io.stderr:write("mnist_cnn.lua: unknown or incomplete option '", a, "'\n", USAGE, "\n")
-      os.exit(2)
-    end
-    opts[key] = key == "dataset" and arg[i + 1] or tonumber(arg[i + 1])
-    if opts[key] == nil then io.stderr:write("mnist_cnn.lua: --", key, " expects a number\n"); os.exit(2) end
-    i = i + 2
-  end
-end
+local opts = utils.parse_args(arg, { dataset = "mnist", epochs = 0, samples = 0, seed = 1 }, USAGE)
 klua.random.seed(opts.seed)
 
 -- The data: images as (N,28,28,1) in [0,1] (channels last), labels 0..9.

@@ -18,22 +18,7 @@ usage: klua examples/mnist_mlp.lua [options]
   --seed N         random seed (default 1)
   --help           this text]]
 
-local opts = { dataset = "mnist", epochs = 10, samples = 0, seed = 1 }
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--help" or a == "-h" then print(USAGE); os.exit(0) end
-    local key = a:match("^%-%-(%w+)$")
-    if not key or opts[key] == nil or arg[i + 1] == nil then
-      io.stderr:write("mnist_mlp.lua: unknown or incomplete option '", a, "'\n", USAGE, "\n")
-      os.exit(2)
-    end
-    opts[key] = key == "dataset" and arg[i + 1] or tonumber(arg[i + 1])
-    if opts[key] == nil then io.stderr:write("mnist_mlp.lua: --", key, " expects a number\n"); os.exit(2) end
-    i = i + 2
-  end
-end
+local opts = utils.parse_args(arg, { dataset = "mnist", epochs = 10, samples = 0, seed = 1 }, USAGE)
 klua.random.seed(opts.seed)
 
 -- The data: (N,28,28) images scaled to [0,1], labels 0..9 as they come.

@@ -25,23 +25,8 @@ usage: klua examples/train_vae.lua [options]
                    learns little more than the mean digit)
   --help           this text]]
 
-local opts = { dataset = "mnist", epochs = false, out = "vae_out", seed = 1337, objective = "elbo" }
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--help" or a == "-h" then print(USAGE); os.exit(0) end
-    local key = a:match("^%-%-(%w+)$")
-    if not key or opts[key] == nil and key ~= "steps" or arg[i + 1] == nil then
-      io.stderr:write("train_vae.lua: unknown or incomplete option '", a, "'\n", USAGE, "\n")
-      os.exit(2)
-    end
-    local v = arg[i + 1]
-    opts[key] = (key == "dataset" or key == "out" or key == "objective") and v or tonumber(v)
-    if opts[key] == nil then io.stderr:write("train_vae.lua: --", key, " expects a number\n"); os.exit(2) end
-    i = i + 2
-  end
-end
+local opts = utils.parse_args(arg, { dataset = "mnist", epochs = false, steps = false, out = "vae_out", seed = 1337,
+  objective = "elbo" }, USAGE)
 if opts.objective ~= "elbo" and opts.objective ~= "guide" then
   io.stderr:write("train_vae.lua: --objective is elbo or guide\n"); os.exit(2)
 end
@@ -177,7 +162,7 @@ print(("custom loop: %d steps in %.1f s, %.2f ms/step, final mean loss %.4f"):fo
 local vae2 = VariationalAutoEncoder { original_dim = original_dim, intermediate_dim = 64, latent_dim = 32, kl_reduction = kl_reduction }
 vae2:compile { optimizer = klua.optimizers.Adam { learning_rate = 1e-3 }, loss = mse_loss_fn }
 local t1 = utils.now()
-local history = vae2:fit { x = x_train, y = x_train, epochs = opts.epochs, batch_size = 64, steps_per_epoch = opts.steps }
+local history = vae2:fit { x = x_train, y = x_train, epochs = opts.epochs, batch_size = 64, steps_per_epoch = opts.steps or nil }
 local fit_seconds = utils.now() - t1
 local fit_loss = history.history.loss
 print(("fit: %d epochs in %.1f s, last epoch loss %.4f"):format(opts.epochs, fit_seconds, fit_loss[#fit_loss]))

@@ -25,22 +25,7 @@ usage: klua examples/transfer.lua [options]
   --seed N         random seed (default 1)
   --help           this text]]
 
-local opts = { dataset = "fashion_mnist", epochs = 3, samples = 0, seed = 1 }
-do
-  local i = 1
-  while i <= #arg do
-    local a = arg[i]
-    if a == "--help" or a == "-h" then print(USAGE); os.exit(0) end
-    local key = a:match("^%-%-(%w+)$")
-    if not key or opts[key] == nil or arg[i + 1] == nil then
-      io.stderr:write("transfer.lua: unknown or incomplete option '", a, "'\n", USAGE, "\n")
-      os.exit(2)
-    end
-    opts[key] = key == "dataset" and arg[i + 1] or tonumber(arg[i + 1])
-    if opts[key] == nil then io.stderr:write("transfer.lua: --", key, " expects a number\n"); os.exit(2) end
-    i = i + 2
-  end
-end
+local opts = utils.parse_args(arg, { dataset = "fashion_mnist", epochs = 3, samples = 0, seed = 1 }, USAGE)
 klua.random.seed(opts.seed)
 
 -- The data, split by class: task A is classes 0-4, task B classes 5-9 (as 0-4).

@@ -32,4 +32,33 @@ function utils.peak_rss_mb()
   return kb and tonumber(kb) / 1024
 end
 
+--- parse_args(arg, defaults, usage): `--name value` options for a script.
+-- A string default takes a string, any other default (a number, or false for
+-- "unset") a number. `--help` prints usage and exits 0; an unknown option or a
+-- missing or non-numeric value prints the problem and usage and exits 2.
+function utils.parse_args(args, defaults, usage)
+  local script = (args[0] or "script"):match("[^/]+$")
+  local opts = {}
+  for k, v in pairs(defaults) do opts[k] = v end
+  local function fail(msg)
+    io.stderr:write(script, ": ", msg, "\n", usage, "\n")
+    os.exit(2)
+  end
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--help" or a == "-h" then print(usage); os.exit(0) end
+    local key = a:match("^%-%-([%w_]+)$")
+    local v = args[i + 1]
+    if not key or defaults[key] == nil or v == nil then fail("unknown or incomplete option '" .. a .. "'") end
+    if type(defaults[key]) == "string" then opts[key] = v
+    else
+      opts[key] = tonumber(v)
+      if opts[key] == nil then fail("--" .. key .. " expects a number, got '" .. v .. "'") end
+    end
+    i = i + 2
+  end
+  return opts
+end
+
 return utils
