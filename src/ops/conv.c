@@ -150,8 +150,7 @@ typedef float v8f __attribute__((vector_size(32), aligned(4)));
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void conv_direct(const conv_geom *g, const float *x, const float *k, const float *bias, float *y) {
   const int64_t P = g->oh * g->ow, rows = g->n * P, C = g->c, O = g->o;
-  #pragma omp parallel for schedule(static) if (rows * O * g->kh * g->kw * C > KL_PAR_MIN)
-  for (int64_t r = 0; r < rows; r++) {
+  KL_PAR_FOR_W(rows, rows * O * g->kh * g->kw * C, r,
     int64_t n = r / P, p = r % P, oy = p / g->ow, ox = p % g->ow;
     /* the taps inside the image: pixel offsets and kernel offsets */
     int64_t xoff[DIRECT_MAX_K], koff[DIRECT_MAX_K], nt = 0;
@@ -185,7 +184,7 @@ static void conv_direct(const conv_geom *g, const float *x, const float *k, cons
       for (int64_t t = 0; t < nt; t++) acc += x[xoff[t]] * k[koff[t] + o];
       out[o] = acc;
     }
-  }
+  );
 }
 
 static void fill_rows(float *y, int64_t rows, int64_t o, const float *bias) {
@@ -491,8 +490,7 @@ kl_tensor *op_depthwise_conv2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     const int64_t C = g.c, M = g.o, CM = C * M, rows = g.n * g.oh * g.ow;
     const float *xd = x->data, *kd = k->data, *bd = b ? b->data : NULL;
     float *yd = y->data;
-    #pragma omp parallel for schedule(static) if (rows * CM * g.kh * g.kw > KL_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    KL_PAR_FOR_W(rows, rows * CM * g.kh * g.kw, r,
       int64_t nn = r / (g.oh * g.ow), p = r % (g.oh * g.ow), oy = p / g.ow, ox = p % g.ow;
       float *acc = yd + r * CM;
       if (bd) memcpy(acc, bd, sizeof(float) * CM); else memset(acc, 0, sizeof(float) * CM);
@@ -507,7 +505,7 @@ kl_tensor *op_depthwise_conv2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
           else for (int64_t c = 0; c < C; c++) for (int64_t m = 0; m < M; m++) acc[c * M + m] += xp[c] * kp[c * M + m];
         }
       }
-    }
+    );
   }
   if (x) release3(x, k, b);
   return y;
@@ -527,8 +525,7 @@ int op_depthwise_conv2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attr
   const float *xd = x->data, *kd = k->data, *gd = go->data;
   float *dxd = dx ? dx->data : NULL, *dkd = dk ? dk->data : NULL;
   /* dx: a gather over input pixels (no write conflicts). */
-  #pragma omp parallel for schedule(static) if (pix * CM * g.kh * g.kw > KL_PAR_MIN)
-  for (int64_t q = 0; q < (dx ? pix : 0); q++) {
+  KL_PAR_FOR_W((dx ? pix : 0), pix * CM * g.kh * g.kw, q,
     int64_t nn = q / (g.h * g.w), rem = q % (g.h * g.w), iy = rem / g.w, ix = rem % g.w;
     float *d = dxd + q * C;
     for (int64_t ky = 0; ky < g.kh; ky++) {
@@ -545,7 +542,7 @@ int op_depthwise_conv2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attr
         }
       }
     }
-  }
+  );
   /* dk: each thread sums into its own copy, then the copies are added. */
   int nth = 1;
   if (!dk) goto bias;

@@ -60,8 +60,7 @@ kl_tensor *op_max_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     const float *xd = x->data;
     float *yd = y->data;
     const int64_t rows = g.n * g.oh * g.ow, C = g.c;
-    #pragma omp parallel for schedule(static) if (rows * C * g.ph * g.pw > KL_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    KL_PAR_FOR_W(rows, rows * C * g.ph * g.pw, r,
       int64_t nn = r / (g.oh * g.ow), p = r % (g.oh * g.ow), y0, y1, x0, x1;
       window(&g, p / g.ow, p % g.ow, &y0, &y1, &x0, &x1);
       float *o = yd + r * C;
@@ -71,7 +70,7 @@ kl_tensor *op_max_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
           const float *s = xd + ((nn * g.h + iy) * g.w + ix) * C;
           for (int64_t c = 0; c < C; c++) o[c] = s[c] > o[c] ? s[c] : o[c];
         }
-    }
+    );
   }
   kl_tensor_release(x);
   return y;
@@ -93,8 +92,7 @@ int op_max_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
   float *dxd = dx->data;
   const int64_t C = g.c;
   /* Images are independent: one thread per image, no write conflicts. */
-  #pragma omp parallel for schedule(static) if (g.n * g.oh * g.ow * C * g.ph * g.pw > KL_PAR_MIN)
-  for (int64_t nn = 0; nn < g.n; nn++) {
+  KL_PAR_FOR_W(g.n, g.n * g.oh * g.ow * C * g.ph * g.pw, nn,
     int64_t *bi = best + nn * C;
     const float *img = xd + nn * g.h * g.w * C;
     float *dimg = dxd + nn * g.h * g.w * C;
@@ -113,7 +111,7 @@ int op_max_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
           }
         for (int64_t c = 0; c < C; c++) dimg[bi[c]] += o[c];
       }
-  }
+  );
   free(best);
   kl_tensor_release(x);
   kl_tensor_release(go);
@@ -133,8 +131,7 @@ kl_tensor *op_avg_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     const float *xd = x->data;
     float *yd = y->data;
     const int64_t rows = g.n * g.oh * g.ow, C = g.c;
-    #pragma omp parallel for schedule(static) if (rows * C * g.ph * g.pw > KL_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    KL_PAR_FOR_W(rows, rows * C * g.ph * g.pw, r,
       int64_t nn = r / (g.oh * g.ow), p = r % (g.oh * g.ow), y0, y1, x0, x1;
       window(&g, p / g.ow, p % g.ow, &y0, &y1, &x0, &x1);
       float *o = yd + r * C;
@@ -146,7 +143,7 @@ kl_tensor *op_avg_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
         }
       float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
       for (int64_t c = 0; c < C; c++) o[c] *= inv;
-    }
+    );
   }
   kl_tensor_release(x);
   return y;
@@ -161,8 +158,7 @@ int op_avg_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
   const float *gd = go->data;
   float *dxd = dx->data;
   const int64_t C = g.c;
-  #pragma omp parallel for schedule(static) if (g.n * g.oh * g.ow * C * g.ph * g.pw > KL_PAR_MIN)
-  for (int64_t nn = 0; nn < g.n; nn++)
+  KL_PAR_FOR_W(g.n, g.n * g.oh * g.ow * C * g.ph * g.pw, nn,
     for (int64_t oy = 0; oy < g.oh; oy++)
       for (int64_t ox = 0; ox < g.ow; ox++) {
         int64_t y0, y1, x0, x1;
@@ -174,7 +170,7 @@ int op_avg_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
             float *d = dxd + ((nn * g.h + iy) * g.w + ix) * C;
             for (int64_t c = 0; c < C; c++) d[c] += o[c] * inv;
           }
-      }
+      });
   kl_tensor_release(go);
   gin[0] = dx;
   return 0;
@@ -200,14 +196,13 @@ kl_tensor *op_upsampling2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     const float *xd = x->data;
     float *yd = y->data;
     const int64_t rows = N * H * fh;
-    #pragma omp parallel for schedule(static) if (y->count > KL_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    KL_PAR_FOR_W(rows, y->count, r,
       int64_t nn = r / (H * fh), oy = r % (H * fh);
       const float *src = xd + (nn * H + oy / fh) * W * C;
       float *dst = yd + r * W * fw * C;
       for (int64_t ix = 0; ix < W; ix++)
         for (int64_t k = 0; k < fw; k++, dst += C) memcpy(dst, src + ix * C, sizeof(float) * C);
-    }
+    );
   }
   kl_tensor_release(x);
   return y;
@@ -221,15 +216,14 @@ int op_upsampling2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a
   const int64_t N = dx->dims[0], H = dx->dims[1], W = dx->dims[2], C = dx->dims[3];
   const float *gd = go->data;
   float *dxd = dx->data;
-  #pragma omp parallel for schedule(static) if (go->count > KL_PAR_MIN)
-  for (int64_t r = 0; r < N * H; r++)
+  KL_PAR_FOR_W(N * H, go->count, r,
     for (int64_t k = 0; k < fh; k++) {
       const float *src = gd + ((r / H) * H * fh + (r % H) * fh + k) * W * fw * C;
       float *dst = dxd + r * W * C;
       for (int64_t ix = 0; ix < W; ix++)
         for (int64_t j = 0; j < fw; j++, src += C)
           for (int64_t c = 0; c < C; c++) dst[ix * C + c] += src[c];
-    }
+    });
   kl_tensor_release(go);
   gin[0] = dx;
   return 0;
@@ -240,12 +234,11 @@ int op_upsampling2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a
 /* Copies the (H,W) block between x and the padded y; dir 0 x->y, 1 y->x. */
 static void pad_copy(float *y, float *x, int64_t N, int64_t H, int64_t W, int64_t C,
                      int64_t top, int64_t left, int64_t OH, int64_t OW, int dir) {
-  #pragma omp parallel for schedule(static) if (N * H * W * C > KL_PAR_MIN)
-  for (int64_t r = 0; r < N * H; r++) {
+  KL_PAR_FOR_W(N * H, N * H * W * C, r,
     int64_t nn = r / H, iy = r % H;
     float *yp = y + ((nn * OH + iy + top) * OW + left) * C, *xp = x + r * W * C;
     if (dir == 0) memcpy(yp, xp, sizeof(float) * W * C); else memcpy(xp, yp, sizeof(float) * W * C);
-  }
+  );
 }
 
 kl_tensor *op_zero_padding2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
