@@ -15,7 +15,7 @@ local C = core.C
 
 local Progbar = class("Progbar")
 
-function Progbar.now() return C.kl_time_monotonic() end
+Progbar.now = require("klua.utils").now
 
 --- is_terminal(stream): true when the stream is stdout on a terminal.
 function Progbar.is_terminal(stream)

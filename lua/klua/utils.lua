@@ -1,19 +1,10 @@
 -- utils.lua — small process helpers: a monotonic clock, resident memory.
-local ffi = require("ffi")
-
-pcall(ffi.cdef, [[
-typedef struct klua_timespec { long tv_sec; long tv_nsec; } klua_timespec;
-int clock_gettime(int clk_id, klua_timespec *tp);
-]])
+local C = require("klua.core").C
 
 local utils = {}
-local ts = ffi.new("klua_timespec")
 
 --- now(): seconds from a monotonic clock, as a number.
-function utils.now()
-  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+function utils.now() return C.kl_time_monotonic() end
 
 --- rss_mb(): this process's resident memory in MiB (Linux).
 function utils.rss_mb()
