@@ -134,10 +134,7 @@ end)
 
 describe("memory", function()
   it("stays flat over 10,000 iterations that make 4 MB temporaries", function()
-    local function rss_mb()
-      local f = io.open("/proc/self/statm"); local s = f:read("*l"); f:close()
-      return tonumber(s:match("^%d+%s+(%d+)")) * 4096 / 2 ^ 20
-    end
+    local rss_mb = require("klua.utils").rss_mb
     local x = klua.ones { 1024, 1024 } -- 4 MB
     for _ = 1, 200 do local _ = x * 2 end
     local before = rss_mb()
