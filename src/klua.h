@@ -102,7 +102,23 @@ kl_tensor *kl_eye(int64_t n, int64_t m);
 int kl_assign(kl_tensor *dst, kl_tensor *src, int mode);
 int kl_fill(kl_tensor *dst, double value);
 
-/* random: one seedable generator, identical streams on every machine */
+/* random: seedable generators (PCG32), identical streams on every machine.
+ * A kl_generator is one stream; g == NULL names the process-wide default
+ * stream, which the functions without _g draw from. A state is {state, inc}. */
+typedef struct kl_generator kl_generator;
+kl_generator *kl_generator_new(uint64_t seed);          /* NULL when out of memory */
+void kl_generator_free(kl_generator *g);
+void kl_generator_seed(kl_generator *g, uint64_t seed);  /* the stream of kl_generator_new(seed) */
+void kl_generator_get_state(const kl_generator *g, uint64_t *state2);
+void kl_generator_set_state(kl_generator *g, const uint64_t *state2);
+uint32_t kl_random_u32_g(kl_generator *g);
+kl_tensor *kl_random_uniform_g(kl_generator *g, int ndim, const int64_t *shape, double lo, double hi);
+kl_tensor *kl_random_normal_g(kl_generator *g, int ndim, const int64_t *shape, double mean, double std);
+kl_tensor *kl_random_truncated_normal_g(kl_generator *g, int ndim, const int64_t *shape, double mean, double std);
+kl_tensor *kl_random_bernoulli_g(kl_generator *g, int ndim, const int64_t *shape, double p);
+int kl_random_permutation_g(kl_generator *g, int64_t n, int64_t *out);
+kl_tensor *kl_random_permutation_tensor_g(kl_generator *g, int64_t n);   /* 0-based, as floats */
+
 void kl_random_seed(uint64_t seed);
 void kl_random_get_state(uint64_t *state2);
 void kl_random_set_state(const uint64_t *state2);

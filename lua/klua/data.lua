@@ -16,7 +16,9 @@ local ffi = require("ffi")
 local bit = require("bit")
 local core = require("klua.core")
 local class = require("klua.class")
-local C, wrap, raise = core.C, core.wrap, core.raise
+local random = require("klua.random")
+local tensor = require("klua.tensor")
+local raise = core.raise
 local band, bor, bxor, rshift, tobit = bit.band, bit.bor, bit.bxor, bit.rshift, bit.tobit
 
 local data = {}
@@ -59,23 +61,16 @@ end
 -- A pending row: {source, 0-based index}; materialised only when needed.
 local Ref = {}
 
-local function row_view(t, i)
-  local p = t.p
-  return wrap(C.kl_tensor_view(p, p.nd - 1, p.dims + 1, p.strides + 1, i * p.strides[0]))
-end
-
 local function materialize(e)
   if getmetatable(e) ~= Ref then return e end
-  local i = e[2]
-  return map_structure(e[1].struct, function(t) return row_view(t, i) end)
+  local i = e[2] + 1
+  return map_structure(e[1].struct, function(t) return tensor.row_view(t, i) end)
 end
 
-local idx_dims = ffi.new("int64_t[1]")
 local function index_tensor(items, k)
   local buf = ffi.new("double[?]", k)
   for i = 1, k do buf[i - 1] = items[i][2] end
-  idx_dims[0] = k
-  return wrap(C.kl_tensor_from_doubles(1, idx_dims, buf))
+  return tensor.from_doubles(k, buf)
 end
 
 -- One batch from k elements: a gather per component when they are rows of one
@@ -98,8 +93,9 @@ local function collate(items, k)
   return zip_structure(els, function(leaves) return core.op_n("stack", leaves, { axes = { 0 } }) end, "Dataset.batch")
 end
 
--- A seeded generator (mulberry32) in 32-bit integer ops, so a seed gives the
--- same order on every machine and klua.random's stream is left alone.
+-- An epoch's order (mulberry32) in 32-bit integer ops, seeded by one draw from
+-- the shuffle's Generator: the same orders on every machine, a stream that is
+-- advanced once per epoch (so its state at an epoch boundary decides the rest).
 local function imul(a, b)   -- 32-bit wrapping multiply; exact in doubles
   return tobit(band(a, 0xffff) * b + tobit(rshift(a, 16) * b) * 65536)
 end
@@ -115,11 +111,6 @@ local function new_rng(seed)
   end
 end
 data._new_rng = new_rng   -- for tests
-
-local function global_seed()
-  idx_dims[0] = 1
-  return wrap(C.kl_random_uniform(1, idx_dims, 0, 2147483647)):item()
-end
 
 -- Arguments ---------------------------------------------------------------------
 
@@ -145,9 +136,21 @@ data.Dataset = Dataset
 -- open() returns a fresh next() that yields elements, then nil (and nil again).
 -- Datasets made of the rows of one source (from_tensor_slices, then shuffle)
 -- also keep index_open(), a stream of bare 0-based row numbers, so batch can
--- gather without making a Lua table per row.
-function Dataset:__init(open, card, index_open, src)
+-- gather without making a Lua table per row. gens: the pipeline's shuffle
+-- Generators, upstream first (see generators()).
+function Dataset:__init(open, card, index_open, src, gens)
   self._open, self._card, self._index_open, self._src = open, card, index_open, src
+  self._gens = gens or {}
+end
+
+--- ds:generators(): the klua.random.Generators whose states decide this
+-- pipeline's future orders (its shuffles, upstream first, in a stable order).
+-- Saving their get_state() at an epoch boundary and restoring it with
+-- set_state() in a new process continues with the same orders.
+function Dataset:generators()
+  local out = {}
+  for i, g in ipairs(self._gens) do out[i] = g end
+  return out
 end
 
 -- The element stream of a row-index stream: a Ref per row.
@@ -223,33 +226,37 @@ function Dataset:cardinality() return self._card end
 -- ds:shuffle(buffer_size, {seed=, reshuffle_each_iteration=}). As in tf.data:
 -- a buffer of buffer_size elements, each output drawn at random from it (a
 -- buffer at least as large as the dataset gives a uniform permutation).
--- With a seed, every run gives the same orders (epoch k uses seed and k);
--- without one, the seed comes from klua.random (klua.random.seed fixes it).
+-- The orders come from a Generator held by the dataset (ds:generators()):
+-- Generator(seed) (or the Generator given as seed), or without a seed one
+-- seeded now from klua.random (so klua.random.seed fixes it). Each iteration
+-- draws its order's seed from it; with reshuffle_each_iteration=false every
+-- iteration uses the first order.
 function Dataset:shuffle(buffer_size, seed, reshuffle)
-  if type(seed) == "table" then seed, reshuffle = seed.seed, seed.reshuffle_each_iteration end
+  if type(seed) == "table" and not random.is_generator(seed) then
+    seed, reshuffle = seed.seed, seed.reshuffle_each_iteration
+  end
   if type(buffer_size) ~= "number" or buffer_size < 1 or buffer_size ~= math.floor(buffer_size) then
     raise(("Dataset.shuffle: buffer_size must be a positive integer, got %s"):format(tostring(buffer_size)))
   end
-  if seed ~= nil and (type(seed) ~= "number" or seed ~= math.floor(seed)) then
-    raise(("Dataset.shuffle: seed must be an integer, got %s"):format(tostring(seed)))
+  local given = random.is_generator(seed)
+  if seed ~= nil and not given and (type(seed) ~= "number" or seed ~= math.floor(seed)) then
+    raise(("Dataset.shuffle: seed must be an integer or a klua.random.Generator, got %s"):format(tostring(seed)))
   end
   if reshuffle == nil then reshuffle = true end
-  local epoch, fixed = 0, nil
+  local gen = given and seed or random.Generator(seed)
+  local peek = not reshuffle and random.Generator(0) or nil
+  -- The order's seed: the next draw, or without reshuffling the draw the
+  -- generator would give next (it never advances, so its state still decides).
+  local function order_seed()
+    if reshuffle then return gen:next() end
+    peek:set_state(gen:get_state())
+    return peek:next()
+  end
   -- The buffered shuffle over any stream; on a row-index stream it holds
   -- numbers, on an element stream the elements (same order either way).
   local function shuffled(up)
     return function()
-      local s
-      if not reshuffle then
-        fixed = fixed or seed or global_seed()
-        s = fixed
-      elseif seed ~= nil then
-        s = tobit(seed) + epoch * 40503   -- a different, repeatable order per epoch
-      else
-        s = global_seed()
-      end
-      epoch = epoch + 1
-      local rng, nxt = new_rng(s), up()
+      local rng, nxt = new_rng(order_seed()), up()
       local buf, n, done = {}, 0, false
       while n < buffer_size do
         local e = nxt()
@@ -268,11 +275,13 @@ function Dataset:shuffle(buffer_size, seed, reshuffle)
       end
     end
   end
+  local gens = self:generators()
+  gens[#gens + 1] = gen
   if self._index_open then
     local index_open = shuffled(self._index_open)
-    return Dataset(refs_of(index_open, self._src), self._card, index_open, self._src)
+    return Dataset(refs_of(index_open, self._src), self._card, index_open, self._src, gens)
   end
-  return Dataset(shuffled(self._open), self._card)
+  return Dataset(shuffled(self._open), self._card, nil, nil, gens)
 end
 
 --- ds:batch(batch_size, {drop_remainder=false}) (or batch(n, true)): stacks
@@ -299,11 +308,10 @@ function Dataset:batch(batch_size, opts)
           buf[k] = i; k = k + 1
         end
         if k == 0 or (drop and k < batch_size) then return nil end
-        idx_dims[0] = k
-        local idx = wrap(C.kl_tensor_from_doubles(1, idx_dims, buf))
+        local idx = tensor.from_doubles(k, buf)
         return map_structure(src.struct, function(t) return core.op("take", t, idx, nil, { axes = { 0 } }) end)
       end
-    end, c)
+    end, c, nil, nil, self._gens)
   end
   local up = self._open
   return Dataset(function()
@@ -319,7 +327,7 @@ function Dataset:batch(batch_size, opts)
       if k == 0 or (drop and k < batch_size) then return nil end
       return collate(items, k)
     end
-  end, c)
+  end, c, nil, nil, self._gens)
 end
 
 --- ds:map(fn): fn(element) -> new element. A tuple (list) element is passed
@@ -339,7 +347,7 @@ function Dataset:map(fn)
       if n == 1 then return r[1] end
       return r
     end
-  end, self._card)
+  end, self._card, nil, nil, self._gens)
 end
 
 local function truthy(v)
@@ -364,7 +372,7 @@ function Dataset:filter(pred)
         if truthy(call_with(pred, materialize(e))) then return e end
       end
     end
-  end, UNKNOWN)
+  end, UNKNOWN, nil, nil, self._gens)
 end
 
 --- ds:repeat_(count) — also ds["repeat"](ds, count), since `repeat` is a Lua
@@ -392,7 +400,7 @@ function Dataset:repeat_(count)
       end
       return nil
     end
-  end, c)
+  end, c, nil, nil, self._gens)
 end
 Dataset["repeat"] = Dataset.repeat_
 
@@ -413,7 +421,7 @@ function Dataset:take(count)
       if e ~= nil then k = k + 1 end
       return e
     end
-  end, c)
+  end, c, nil, nil, self._gens)
 end
 
 --- ds:skip(count): all but the first count elements (-1: skip all).
@@ -439,7 +447,7 @@ function Dataset:skip(count)
       end
       return nxt()
     end
-  end, c)
+  end, c, nil, nil, self._gens)
 end
 
 --- ds:prefetch(buffer_size): accepted for Keras code and returns the same
@@ -450,7 +458,7 @@ function Dataset:prefetch(buffer_size)
   if buffer_size ~= nil and type(buffer_size) ~= "number" then
     raise("Dataset.prefetch: buffer_size must be a number, got " .. type(buffer_size))
   end
-  return Dataset(self._open, self._card)
+  return Dataset(self._open, self._card, nil, nil, self._gens)
 end
 
 function Dataset:__tostring()

@@ -1,68 +1,203 @@
--- random.lua — klua.random: one seedable generator in C; the same seed gives
--- the same numbers on every run and machine.
+-- random.lua — klua.random: seedable random streams (PCG32, in C); the same
+-- seed gives the same numbers on every run and machine.
+--
+--   local g = klua.random.Generator(42)           -- a stream of its own
+--   local a = klua.random.normal({2, 3}, {seed = g})    -- advances g
+--   local b = klua.random.normal({2, 3}, {seed = 7})    -- the same on every call
+--   local c = klua.random.normal({2, 3})                -- the global stream
+--
+-- Every draw takes `seed` in its keyword table: an integer (a fresh stream
+-- from that seed, Keras's stateless seeds), a Generator (the draw advances
+-- it) or nothing (the global stream, which random.seed(n) resets). Streams
+-- are objects passed or held; nothing here saves and restores the global one.
 local ffi = require("ffi")
 local core = require("klua.core")
-local C, wrap = core.C, core.wrap
+local class = require("klua.class")
+local C, wrap, raise = core.C, core.wrap, core.raise
 
 local random = {}
 
+local function is_integer(n) return type(n) == "number" and n % 1 == 0 and n == n end
+
+-- States -------------------------------------------------------------------------
+
+-- A state as four exact 32-bit integers {state_hi, state_lo, inc_hi, inc_lo}:
+-- plain numbers survive JSON, uint64 cdata does not.
+local TWO32 = 4294967296ULL
+local state_buf = ffi.new("uint64_t[2]")
+
+local function state_table(g)
+  C.kl_generator_get_state(g, state_buf)
+  local s, inc = state_buf[0], state_buf[1]
+  return { tonumber(s / TWO32), tonumber(s % TWO32), tonumber(inc / TWO32), tonumber(inc % TWO32) }
+end
+
+local function is_u32(v) return is_integer(v) and v >= 0 and v < 4294967296 end
+
+-- Also reads the older form {uint64 state, uint64 inc}, so states saved
+-- before the four-integer form still load.
+local function load_state(g, st, who)
+  if type(st) ~= "table" then raise(who .. ": expected a table from get_state(), got " .. type(st)) end
+  if #st == 2 and type(st[1]) == "cdata" and type(st[2]) == "cdata" then
+    state_buf[0], state_buf[1] = st[1], st[2]
+  else
+    for i = 1, 4 do
+      if not is_u32(st[i]) then
+        raise(("%s: expected four integers in [0, 2^32) from get_state(). Received: state[%d]=%s")
+          :format(who, i, tostring(st[i])))
+      end
+    end
+    state_buf[0] = st[1] * TWO32 + st[2]
+    state_buf[1] = st[3] * TWO32 + st[4]
+  end
+  C.kl_generator_set_state(g, state_buf)
+end
+
+-- Generator ----------------------------------------------------------------------
+
+--- Generator(seed): a stream of its own, advanced by every draw that names it
+-- (also SeedGenerator, Keras's name). Without a seed, the seed is drawn from
+-- the global stream, so klua.random.seed(n) still fixes it.
+local Generator = class("Generator")
+random.Generator = Generator
+random.SeedGenerator = Generator
+
+function Generator:__init(seed)
+  if type(seed) == "table" then seed = seed.seed end
+  if seed == nil then
+    seed = tonumber(C.kl_random_u32_g(nil))
+  elseif not is_integer(seed) then
+    raise("random.Generator: seed must be an integer. Received: seed=" .. tostring(seed))
+  end
+  self.seed = seed
+  local p = C.kl_generator_new(seed)
+  if p == nil then raise(core.last_error()) end
+  self._g = ffi.gc(p, C.kl_generator_free)
+end
+
+function random.is_generator(x) return class.is_instance(x, Generator) end
+
+--- g:get_state(): a plain table of four 32-bit integers (JSON-serialisable).
+function Generator:get_state() return state_table(self._g) end
+
+--- g:set_state(t): continue from a state that get_state returned.
+function Generator:set_state(st) load_state(self._g, st, "Generator.set_state") end
+
+--- g:next(): a 32-bit integer drawn from the stream (a seed for another one).
+function Generator:next() return tonumber(C.kl_random_u32_g(self._g)) end
+
+function Generator:__tostring() return ("Generator(seed=%s)"):format(tostring(self.seed)) end
+
+-- Streams for draws ---------------------------------------------------------------
+
+-- Integer seeds reseed one scratch generator: a draw runs to completion before
+-- the next begins, and the scratch is never handed out.
+local scratch = ffi.gc(C.kl_generator_new(0), C.kl_generator_free)
+
+-- The kl_generator* (nil: the global stream) that kw.seed names.
+local function stream(kw, who)
+  local seed = kw and kw.seed
+  if seed == nil then return nil end
+  if is_integer(seed) then
+    C.kl_generator_seed(scratch, seed)
+    return scratch
+  end
+  if class.is_instance(seed, Generator) then return seed._g end
+  raise(("%s: seed must be an integer or a klua.random.Generator. Received: seed=%s"):format(who, tostring(seed)))
+end
+random._stream = stream
+
+local function opts(kw, who)
+  if kw ~= nil and type(kw) ~= "table" then raise(("%s: expected a table of options, got %s"):format(who, type(kw))) end
+  return kw or {}
+end
+
+-- The global stream ---------------------------------------------------------------
+
+--- seed(n): restart the global stream from the integer seed n.
 function random.seed(n)
-  if type(n) ~= "number" then core.raise("random.seed: expected an integer seed") end
+  if type(n) ~= "number" then raise("random.seed: expected an integer seed") end
   C.kl_random_seed(n)
 end
 
+--- get_state(): the global stream's state, four 32-bit integers (as Generator's).
+function random.get_state() return state_table(nil) end
+
+--- set_state(t): continue the global stream from a state get_state returned.
+function random.set_state(st) load_state(nil, st, "random.set_state") end
+
+-- Draws ---------------------------------------------------------------------------
+
+--- uniform(shape, {minval=0, maxval=1, seed=}): uniform in [minval, maxval).
 function random.uniform(shape, kw)
-  kw = kw or {}
+  kw = opts(kw, "random.uniform")
+  local g = stream(kw, "random.uniform")
   local nd, d = core.shape_arg(shape, "random.uniform")
-  return wrap(C.kl_random_uniform(nd, d, kw.minval or 0, kw.maxval or 1))
+  return wrap(C.kl_random_uniform_g(g, nd, d, kw.minval or 0, kw.maxval or 1))
 end
 
+--- normal(shape, {mean=0, stddev=1, seed=}): normally distributed values.
 function random.normal(shape, kw)
-  kw = kw or {}
+  kw = opts(kw, "random.normal")
+  local g = stream(kw, "random.normal")
   local nd, d = core.shape_arg(shape, "random.normal")
-  return wrap(C.kl_random_normal(nd, d, kw.mean or 0, kw.stddev or 1))
+  return wrap(C.kl_random_normal_g(g, nd, d, kw.mean or 0, kw.stddev or 1))
 end
 
---- truncated_normal: values beyond two standard deviations are redrawn (Keras).
+--- truncated_normal(shape, {mean=0, stddev=1, seed=}): values beyond two
+-- standard deviations are redrawn (Keras).
 function random.truncated_normal(shape, kw)
-  kw = kw or {}
+  kw = opts(kw, "random.truncated_normal")
+  local g = stream(kw, "random.truncated_normal")
   local nd, d = core.shape_arg(shape, "random.truncated_normal")
-  return wrap(C.kl_random_truncated_normal(nd, d, kw.mean or 0, kw.stddev or 1))
+  return wrap(C.kl_random_truncated_normal_g(g, nd, d, kw.mean or 0, kw.stddev or 1))
 end
 
-function random.bernoulli(shape, p)
+--- bernoulli(shape, p=0.5, {seed=}): 1 with probability p, else 0; also
+-- written bernoulli(shape, {p=, seed=}).
+function random.bernoulli(shape, p, kw)
+  if type(p) == "table" then kw, p = p, p.p end
+  kw = opts(kw, "random.bernoulli")
+  if p ~= nil and type(p) ~= "number" then raise("random.bernoulli: p must be a number. Received: p=" .. tostring(p)) end
+  local g = stream(kw, "random.bernoulli")
   local nd, d = core.shape_arg(shape, "random.bernoulli")
-  return wrap(C.kl_random_bernoulli(nd, d, p or 0.5))
+  return wrap(C.kl_random_bernoulli_g(g, nd, d, p or 0.5))
 end
 
---- permutation(n): a 0-based permutation of 0..n-1 as a Lua array of numbers.
-function random.permutation(n)
+local function count(n, who)
+  if not is_integer(n) then raise(("%s: n must be an integer. Received: n=%s"):format(who, tostring(n))) end
+  return n
+end
+
+--- permutation(n, {seed=}): a 0-based permutation of 0..n-1 as a Lua array.
+function random.permutation(n, kw)
+  kw = opts(kw, "random.permutation")
+  count(n, "random.permutation")
+  local g = stream(kw, "random.permutation")
   local buf = ffi.new("int64_t[?]", math.max(n, 1))
-  core.check(C.kl_random_permutation(n, buf))
+  core.check(C.kl_random_permutation_g(g, n, buf))
   local out = {}
   for i = 0, n - 1 do out[i + 1] = tonumber(buf[i]) end
   return out
 end
 
---- permutation_tensor(n): the same as a float tensor, for ops.take.
-function random.permutation_tensor(n)
-  return wrap(C.kl_random_permutation_tensor(n))
+--- permutation_tensor(n, {seed=}): the same as a float tensor, for ops.take.
+function random.permutation_tensor(n, kw)
+  kw = opts(kw, "random.permutation_tensor")
+  count(n, "random.permutation")
+  return wrap(C.kl_random_permutation_tensor_g(stream(kw, "random.permutation_tensor"), n))
 end
 
-function random.get_state()
-  local s = ffi.new("uint64_t[2]")
-  C.kl_random_get_state(s)
-  return { s[0], s[1] }
-end
-
-function random.set_state(st)
-  local s = ffi.new("uint64_t[2]", st[1], st[2])
-  C.kl_random_set_state(s)
-end
-
-function random.shuffle(x)
+--- shuffle(x, {axis=1, seed=}): x with its slices along axis in random order.
+function random.shuffle(x, kw)
+  kw = opts(kw, "random.shuffle")
   local t = require("klua.tensor").T(x)
-  return require("klua.ops").take(t, random.permutation_tensor(tonumber(t.dims[0])), 1)
+  local axis = kw.axis or 1
+  local size = core.shape_of(t)[axis < 0 and t.nd + 1 + axis or axis]
+  if size == nil then
+    raise(("random.shuffle: axis %s is out of range for shape %s"):format(tostring(axis), core.shape_str(core.shape_of(t))))
+  end
+  return require("klua.ops").take(t, random.permutation_tensor(size, kw), axis)
 end
 
 return random

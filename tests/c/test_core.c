@@ -1,6 +1,6 @@
 /* test_core.c — tests of the C core used without Lua: ownership, the reuse
  * pool, error reporting, views staying inside their storage, determinism of
- * the generator and a gradient through the C API. */
+ * the generators and a gradient through the C API. */
 #include "klua.h"
 #include <math.h>
 #include <stdio.h>
@@ -70,6 +70,31 @@ static void test_random(void) {
   kl_tensor_release(b);
 }
 
+static void test_generators(void) {
+  int64_t d[1] = {100};
+  kl_random_seed(7);
+  kl_tensor *want = kl_random_uniform(1, d, 0, 1);
+  kl_random_seed(1);
+  uint64_t global[2], after[2];
+  kl_random_get_state(global);
+  kl_generator *g = kl_generator_new(7);
+  kl_tensor *got = kl_random_uniform_g(g, 1, d, 0, 1);
+  CHECK(memcmp(want->data, got->data, 400) == 0, "a generator seeded with n draws what the default stream seeded with n draws");
+  kl_random_get_state(after);
+  CHECK(global[0] == after[0] && global[1] == after[1], "drawing from a generator leaves the default stream alone");
+  uint64_t st[2];
+  kl_generator_get_state(g, st);
+  kl_tensor *next = kl_random_normal_g(g, 1, d, 0, 1);
+  kl_generator *h = kl_generator_new(0);
+  kl_generator_set_state(h, st);
+  kl_tensor *again = kl_random_normal_g(h, 1, d, 0, 1);
+  CHECK(memcmp(next->data, again->data, 400) == 0, "a copied state reproduces the draws that follow");
+  CHECK(kl_random_uniform_g(g, 1, d, 1, 0) == NULL && strstr(kl_last_error(), "maxval"), "bad bounds are an error, not an abort");
+  kl_generator_free(g);
+  kl_generator_free(h);
+  kl_tensor_release(want); kl_tensor_release(got); kl_tensor_release(next); kl_tensor_release(again);
+}
+
 static void test_gradient(void) {
   float xs[3] = {1, 2, 3};
   int64_t d[1] = {3};
@@ -98,6 +123,7 @@ int main(void) {
   test_ownership_and_pool();
   test_errors();
   test_random();
+  test_generators();
   test_gradient();
   printf("core: %d passed, %d failed\n", passed, failed);
   return failed != 0;

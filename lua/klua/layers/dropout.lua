@@ -1,11 +1,11 @@
 -- dropout.lua — Dropout: during training, zero each input with probability
 -- `rate` and scale the rest by 1 / (1 - rate); the identity otherwise.
--- With a seed the layer draws from its own stream (reproducible, and leaves
--- klua.random's stream alone); without one it uses klua.random's.
-local ffi = require("ffi")
+-- With a seed the layer draws from its own stream, self.seed_generator
+-- (reproducible, and leaves klua.random's stream alone); without one it uses
+-- klua.random's global stream.
 local core = require("klua.core")
 local Layer = require("klua.layer")
-local C = core.C
+local random = require("klua.random")
 
 local Dropout = Layer:extend("Dropout")
 Dropout.supports_masking = true
@@ -23,14 +23,7 @@ function Dropout:__init(rate, kw)
     if type(self.seed) ~= "number" or self.seed % 1 ~= 0 then
       core.raise("Dropout: seed must be an integer. Received: seed=" .. tostring(self.seed))
     end
-    -- The layer's own generator state, advanced by each draw.
-    local saved = ffi.new("uint64_t[2]")
-    C.kl_random_get_state(saved)
-    C.kl_random_seed(self.seed)
-    local own = ffi.new("uint64_t[2]")
-    C.kl_random_get_state(own)
-    C.kl_random_set_state(saved)
-    rawset(self, "_rng", own)
+    self.seed_generator = random.Generator(self.seed)
   end
 end
 
@@ -53,19 +46,7 @@ end
 function Dropout:call(x, kw)
   if not kw.training or self.rate == 0 then return x end
   local keep = 1 - self.rate
-  local nd, dims = core.shape_arg(mask_shape(self, x), "Dropout")
-  local own = rawget(self, "_rng")
-  local saved
-  if own then
-    saved = ffi.new("uint64_t[2]")
-    C.kl_random_get_state(saved)
-    C.kl_random_set_state(own)
-  end
-  local mask = core.wrap(C.kl_random_bernoulli(nd, dims, keep))
-  if own then
-    C.kl_random_get_state(own)
-    C.kl_random_set_state(saved)
-  end
+  local mask = random.bernoulli(mask_shape(self, x), keep, { seed = rawget(self, "seed_generator") })
   return core.op("mul", x, core.op("scale", mask, nil, nil, { f = { 1 / keep, 0 } }))
 end
 

@@ -11,6 +11,7 @@ local nn = require("klua.nn")
 local initializers = require("klua.initializers")
 local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
+local random = require("klua.random")
 
 local MultiHeadAttention = Layer:extend("MultiHeadAttention")
 
@@ -47,6 +48,12 @@ function MultiHeadAttention:__init(num_heads, key_dim, kw)
   self.kernel_constraint = constraints.get(kw.kernel_constraint)
   self.bias_constraint = constraints.get(kw.bias_constraint)
   self.seed = kw.seed
+  if self.seed ~= nil then
+    if type(self.seed) ~= "number" or self.seed % 1 ~= 0 then
+      self:raise("seed must be an integer. Received: seed=%s", tostring(self.seed))
+    end
+    self.seed_generator = random.Generator(self.seed)   -- the attention dropout's own stream
+  end
   self.supports_masking = true
 end
 
@@ -130,7 +137,7 @@ function MultiHeadAttention:call(query, ...)
   local attn = probs
   if kw.training and self.dropout > 0 then
     local keep = 1 - self.dropout
-    attn = probs * (require("klua.random").bernoulli(probs:shape(), keep) / keep)
+    attn = probs * (random.bernoulli(probs:shape(), keep, { seed = rawget(self, "seed_generator") }) / keep)
   end
   local ctx = ops.matmul(attn, v)                                    -- (B,H,Tq,V)
   local B, Tq = tonumber(query.dims[0]), tonumber(query.dims[1])
