@@ -25,7 +25,7 @@ vae:           ## the main job: install, build, fetch the digits, train the VAE 
 	$(MAKE) data
 	$(BUILD)/klua examples/train_vae.lua
 
-.PHONY: vae all deps test test-c test-lua bench bench-deps data install uninstall clean asan valgrind help
+.PHONY: vae all deps test test-c test-lua bench bench-deps data install uninstall clean asan valgrind help mutation
 all: $(BUILD)/klua $(BUILD)/libklua.so $(BUILD)/libklua.a
 
 help:          ## list the targets
@@ -60,6 +60,9 @@ $(BUILD)/test_core: tests/c/test_core.c $(BUILD)/libklua.so
 
 test: all $(BUILD)/test_core  ## build and run every test; ends with "N passed, N failed"
 	scripts/run-tests
+
+mutation: all  ## show the gradient check fails every op whose backward is 0.5% off (20 seeds)
+	KLUA_BUILD=$(BUILD) scripts/mutate-gradcheck
 
 asan:          ## build into build-asan with AddressSanitizer + UBSan and run the tests
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \

@@ -6,6 +6,7 @@
  * and summing broadcast gradients back to their input's shape in one place.
  * Node arrays are kept between steps (kl_tape_reset keeps capacity). */
 #include "core.h"
+#include "debug.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,6 +243,20 @@ static int64_t gm_slot(gradmap *m, uint64_t id) {
   return i;
 }
 
+/* The mutation switch of src/debug.h: one op's backward made wrong on purpose. */
+static int mutate_op = -1;
+static double mutate_factor = 1.0;
+void kl_debug_mutate_backward(int op_id, double factor) {
+  mutate_op = op_id >= 0 && op_id < KL_OP_COUNT ? op_id : -1;
+  mutate_factor = factor;
+}
+
+static kl_tensor *mutated(kl_tensor *g) {
+  kl_tensor *s = kl_mul_scalar(g, mutate_factor);
+  kl_tensor_release(g);
+  return s;
+}
+
 static __thread const unsigned char *need_mask;
 int kl_need_grad(int i) { return need_mask ? need_mask[i] : 1; }
 
@@ -294,6 +309,7 @@ int kl_tape_gradient(kl_tape *t, kl_tensor *target, kl_tensor *seed, int n, kl_t
     for (int i = 0; i < nd->n && !rc; i++) {
       if (!gin[i] || !mask[i]) continue;
       kl_tensor *x = nd->in[i], *gi = kl_sum_to_shape(gin[i], x->nd, x->dims);
+      if (gi && nd->op == mutate_op) gi = mutated(gi);
       if (!gi) { rc = -1; break; }
       int64_t si = gm_slot(&m, x->id);
       if (m.keys[si] && m.vals[si]) {
