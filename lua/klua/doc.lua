@@ -152,29 +152,10 @@ end
 local dir_cache = {}
 local function list_dir(path)
   if dir_cache[path] then return dir_cache[path] end
-  local names = {}
-  local ok = pcall(function()
-    local ffi = require("ffi")
-    if not pcall(function() return ffi.C.opendir end) then
-      ffi.cdef [[
-        typedef struct klua_DIR klua_DIR;
-        struct klua_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen;
-                             unsigned char d_type; char d_name[256]; };
-        klua_DIR *opendir(const char *name);
-        struct klua_dirent *readdir(klua_DIR *d);
-        int closedir(klua_DIR *d);
-      ]]
-    end
-    local d = ffi.C.opendir(path)
-    if d == nil then return end
-    while true do
-      local e = ffi.C.readdir(d)
-      if e == nil then break end
-      names[#names + 1] = ffi.string(e.d_name)
-    end
-    ffi.C.closedir(d)
-  end)
-  if not ok then names = {} end
+  -- klua.utils loads libklua; required here, not at the top, so that the REPL
+  -- (which loads this module) still starts when the library cannot load.
+  local ok, names = pcall(function() return require("klua.utils").list_dir(path) end)
+  names = ok and names or {}
   dir_cache[path] = names
   return names
 end

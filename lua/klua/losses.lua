@@ -6,10 +6,11 @@
 --   local loss_fn = klua.losses.SparseCategoricalCrossentropy{from_logits = true}
 --   local loss = loss_fn(y_true, logits)          -- scalar tensor, on the tape
 local core = require("klua.core")
+local registry = require("klua.registry")
 local tensor = require("klua.tensor")
 local ops = require("klua.ops")
 local class = require("klua.class")
-local C, raise, op, T = core.C, core.raise, core.op, tensor.T
+local raise, op, T = core.raise, core.op, tensor.T
 
 local losses = {}
 
@@ -195,7 +196,7 @@ local function reduce_values(values, sample_weight, reduction)
   local loss = ops.sum(values)
   if reduction == "sum_over_batch_size" or reduction == "mean" or reduction == "mean_with_sample_weight" then
     if reduction == "mean_with_sample_weight" and sample_weight ~= nil then
-      local d = C.kl_sum_all(sample_weight.p)
+      local d = tensor.sum_all(sample_weight)
       loss = d ~= 0 and loss * (1 / d) or loss * 0
     else
       local n = tonumber(values.count)
@@ -212,7 +213,7 @@ local function reduce_weighted_values(values, sample_weight, mask, reduction)
   if mask ~= nil then
     if reduction == "mean" or reduction == "sum_over_batch_size" then
       -- valid entries weigh total/valid, so the mean runs over valid entries only
-      local valid = C.kl_sum_all(mask.p)
+      local valid = tensor.sum_all(mask)
       mask = mask * (valid ~= 0 and tonumber(mask.count) / valid or 0)
     end
     if sample_weight ~= nil then
@@ -380,31 +381,14 @@ local names = {
 }
 
 --- get(identifier): a Loss object from a name ("mse", "categorical_crossentropy",
--- "CategoricalCrossentropy"), a config {class_name=, config=}, a Loss class or
--- object; a plain function (y_true, y_pred) is returned as it is.
-function losses.get(id)
-  if type(id) == "function" then return id end
-  if class.is_instance(id, Loss) then return id end
-  if type(id) == "table" and id.class_name then
-    local cls = losses[names[id.class_name] or id.class_name]
-    if type(cls) ~= "table" then -- a custom Loss subclass registered for saving
-      local saving = package.loaded["klua.saving"]
-      cls = saving and saving.get_registered(id.class_name)
-    end
-    if type(cls) ~= "table" or rawget(cls, "__index") ~= cls then raise("losses.get: unknown loss class '" .. tostring(id.class_name) .. "'") end
-    return cls(id.config or {})
-  end
-  if type(id) == "table" and rawget(id, "__index") == id then return id() end -- a Loss class
-  if type(id) == "string" then
-    local cname = names[id] or names[id:lower()] or (rawget(losses, id) and type(rawget(losses, id)) == "table" and id)
-    local cls = cname and losses[cname]
-    if type(cls) ~= "table" then raise(("losses.get: unknown loss '%s'"):format(id)) end
-    return cls()
-  end
-  raise("losses.get: could not interpret loss identifier: " .. tostring(id))
-end
+-- "CategoricalCrossentropy"), a registered name, a config {class_name=,
+-- config=}, a Loss class or object; a plain function (y_true, y_pred) is
+-- returned as it is; nil gives nil.
+local GET = { who = "losses.get", kind = "loss", builtins = losses, aliases = names, base = Loss, functions = true,
+  hidden = { Loss = true, LossFunctionWrapper = true }, raise = raise }
+function losses.get(id) return registry.resolve(id, GET) end
 
-function losses.serialize(l) return { class_name = getmetatable(l).__name, config = l:get_config() } end
+function losses.serialize(l) return registry.serialize(l) end
 losses.deserialize = losses.get
 
 return losses

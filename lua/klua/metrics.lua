@@ -8,25 +8,20 @@
 --   acc:update_state(labels, logits); print(acc:result():item())
 local ffi = require("ffi")
 local core = require("klua.core")
+local registry = require("klua.registry")
 local tensor = require("klua.tensor")
 local ops = require("klua.ops")
 local class = require("klua.class")
 local losses = require("klua.losses")
-local C, raise, T, is_tensor = core.C, core.raise, tensor.T, core.is_tensor
+local nn = require("klua.nn")
+local no_grad = require("klua.no_grad")  -- metric updates never belong on a tape
+local raise, T, is_tensor = core.raise, tensor.T, core.is_tensor
+local sum_all = tensor.sum_all
 local same_rank = losses.squeeze_or_expand_to_same_rank
 
 local metrics = {}
 local EPSILON = 1e-7   -- keras.backend.epsilon()
 local NEG_INF = -1e10  -- keras metrics_utils.NEG_INF
-
--- Metric updates never belong on a tape.
-local function paused(f, ...)
-  local token = C.kl_grad_pause()
-  local ok, a, b = pcall(f, ...)
-  C.kl_grad_resume(token)
-  if not ok then error(a, 0) end
-  return a, b
-end
 
 local function range(a, b)
   local r = {}
@@ -65,7 +60,7 @@ local function samplewise(values, sw, reduce)
     values, sw = same_rank(values, sw)
     local wn, vn = sw.nd, values.nd
     if vn > wn then values = reduce(values, range(wn + 1, vn)) end
-    if C.kl_tensor_same_shape(sw.p, values.p) == 0 then
+    if not tensor.same_shape(sw, values) then
       local ok, b = pcall(ops.broadcast_to, sw, values:shape())
       if not ok then
         raise(("metric: sample_weight of shape %s does not fit values of shape %s"):format(
@@ -105,13 +100,13 @@ local function mean_update(self, values, sample_weight)
   values = T(values)
   local sw = sample_weight ~= nil and T(sample_weight) or nil
   values, sw = samplewise(values, sw, ops.mean)
-  self.total = self.total + C.kl_sum_all(values.p)
-  if sw ~= nil then self.count = self.count + C.kl_sum_all(sw.p)
+  self.total = self.total + sum_all(values)
+  if sw ~= nil then self.count = self.count + sum_all(sw)
   elseif values.nd >= 1 then self.count = self.count + tonumber(values.dims[0])
   else self.count = self.count + 1 end
 end
 
-function Mean:update_state(values, sample_weight) paused(mean_update, self, values, sample_weight) end
+function Mean:update_state(values, sample_weight) no_grad(mean_update, self, values, sample_weight) end
 function Mean:reset_state() self.total, self.count = 0, 0 end
 function Mean:_value() return self.count ~= 0 and self.total / self.count or 0 end
 function Mean:result() return T(self:_value()) end
@@ -123,10 +118,10 @@ metrics.Sum = Sum
 
 function Sum:__init(kw) Metric.__init(self, kw); self.total = 0 end
 function Sum:update_state(values, sample_weight)
-  paused(function()
+  no_grad(function()
     if sample_weight == nil and type(values) == "number" then self.total = self.total + values; return end
     local v = samplewise(T(values), sample_weight ~= nil and T(sample_weight) or nil, ops.sum)
-    self.total = self.total + C.kl_sum_all(v.p)
+    self.total = self.total + sum_all(v)
   end)
 end
 function Sum:reset_state() self.total = 0 end
@@ -147,7 +142,7 @@ end
 
 function MeanMetricWrapper:update_state(y_true, y_pred, sample_weight)
   if y_true == nil or y_pred == nil then raise(getmetatable(self).__name .. ".update_state: expected (y_true, y_pred[, sample_weight])") end
-  paused(function()
+  no_grad(function()
     local values, mask
     if next(self.fn_kwargs) then values, mask = self.fn(y_true, y_pred, self.fn_kwargs)
     else values, mask = self.fn(y_true, y_pred) end
@@ -192,7 +187,7 @@ local function in_top_k(targets, predictions, k)
   if type(k) ~= "number" or k < 1 or k ~= math.floor(k) then raise("top-k accuracy: k must be a positive integer, got " .. tostring(k)) end
   local c = last_dim(predictions)
   if predictions.nd ~= 2 then predictions = ops.reshape(predictions, { -1, c }) end
-  return core.wrap(C.kl_metric_in_top_k(targets.p, predictions.p, k))
+  return nn.in_top_k(targets, predictions, k)
 end
 
 function metrics.top_k_categorical_accuracy(y_true, y_pred, k)
@@ -257,7 +252,7 @@ local RMSE = Mean:extend("RootMeanSquaredError")
 RMSE.default_name = "root_mean_squared_error"
 metrics.RootMeanSquaredError = RMSE
 function RMSE:update_state(y_true, y_pred, sample_weight)
-  paused(function()
+  no_grad(function()
     local t, p = same_rank(T(y_true), T(y_pred))
     mean_update(self, ops.square(p - t), sample_weight ~= nil and T(sample_weight) or nil)
   end)
@@ -305,8 +300,8 @@ local function confusion_update(self, y_true, y_pred, sample_weight, preprocess)
   end
   if preprocess then p = preprocess(p) end
   local w = sample_weight ~= nil and weights_like(who, sample_weight, t, p) or nil
-  core.check(C.kl_metric_confusion(t.p, p.p, w and w.p, self._n, self._thr, self.top_k or 0,
-    self.class_id or -1, self._tp, self._fp, self._tn, self._fn))
+  nn.confusion_counts(t, p, w, self._n, self._thr, self.top_k or 0,
+    self.class_id or -1, self._tp, self._fp, self._tn, self._fn)
 end
 
 local function confusion_init(self, thresholds)
@@ -353,7 +348,7 @@ local function precision_recall(name, default_name, denom_of)
     confusion_init(self, thr)
   end
   function cls:update_state(y_true, y_pred, sample_weight)
-    paused(confusion_update, self, y_true, y_pred, sample_weight)
+    no_grad(confusion_update, self, y_true, y_pred, sample_weight)
   end
   function cls:reset_state() confusion_reset(self) end
   function cls:result()
@@ -433,7 +428,7 @@ function AUC:__init(kw)
 end
 
 function AUC:update_state(y_true, y_pred, sample_weight)
-  paused(confusion_update, self, y_true, y_pred, sample_weight, function(p)
+  no_grad(confusion_update, self, y_true, y_pred, sample_weight, function(p)
     if self.from_logits then p = ops.sigmoid(p) end
     -- Keras's bucketed update for evenly spaced thresholds clips predictions to [0, 1]
     if self._evenly then p = ops.clip(p, 0, 1) end
@@ -530,7 +525,7 @@ end
 
 function FBetaScore:update_state(y_true, y_pred, sample_weight)
   local who = getmetatable(self).__name
-  paused(function()
+  no_grad(function()
     local t, p = T(y_true), T(y_pred)
     if t.nd ~= 2 or p.nd ~= 2 then
       raise(("%s expects 2D inputs with shape (batch_size, output_dim). Received input shapes: y_pred.shape=%s and y_true.shape=%s")
@@ -546,7 +541,7 @@ function FBetaScore:update_state(y_true, y_pred, sample_weight)
     local sw = sample_weight ~= nil and ops.expand_dims(T(sample_weight), -1) or nil
     local function wsum(v)
       if sw then v = v * sw end
-      if self.average == "micro" then return { C.kl_sum_all(v.p) } end
+      if self.average == "micro" then return { sum_all(v) } end
       return ops.sum(v, 1):totable()
     end
     self.true_positives = add_into(self.true_positives, wsum(pb * t))
@@ -604,23 +599,14 @@ local names = {
 }
 
 --- get(identifier): a metric object from a name ("accuracy", "acc", "mse",
--- "AUC"), a config {class_name=, config=}, a metric class or object; a plain
--- function (y_true, y_pred) is returned as it is.
-function metrics.get(id)
-  if type(id) == "function" then return id end
-  if class.is_instance(id, Metric) then return id end
-  if type(id) == "table" and rawget(id, "__index") == id then return id() end
-  local cname, cfg
-  if type(id) == "string" then cname = names[id] or names[id:lower()] or id
-  elseif type(id) == "table" and id.class_name then cname, cfg = names[id.class_name] or id.class_name, id.config end
-  local cls = cname and rawget(metrics, cname)
-  if type(cls) ~= "table" or rawget(cls, "__index") ~= cls then
-    raise("metrics.get: unknown metric '" .. tostring(type(id) == "table" and id.class_name or id) .. "'")
-  end
-  return cls(cfg)
-end
+-- "AUC"), a registered name, a config {class_name=, config=}, a metric class
+-- or object; a plain function (y_true, y_pred) is returned as it is; nil
+-- gives nil.
+local GET = { who = "metrics.get", kind = "metric", builtins = metrics, aliases = names, base = Metric, functions = true,
+  hidden = { Metric = true, Reduce = true, MeanMetricWrapper = true }, raise = raise }
+function metrics.get(id) return registry.resolve(id, GET) end
 
-function metrics.serialize(m) return { class_name = getmetatable(m).__name, config = m:get_config() } end
+function metrics.serialize(m) return registry.serialize(m) end
 metrics.deserialize = metrics.get
 
 return metrics

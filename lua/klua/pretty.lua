@@ -15,8 +15,6 @@ local ESC = {
   class = "\27[1m", error = "\27[31m", reset = "\27[0m",
 }
 
-local ffi_ok, ffi = pcall(require, "ffi")
-
 -- True when `fd` (default 1, stdout) is a terminal and NO_COLOR is unset
 -- (https://no-color.org: any non-empty value turns colours off).
 function M.use_color(fd)
@@ -27,14 +25,10 @@ function M.use_color(fd)
   if term == "dumb" then return false end
   local host = package.loaded["klua.host"]
   if host then return host.isatty(fd) end
-  if ffi_ok then
-    local ok, r = pcall(function()
-      if not pcall(function() return ffi.C.isatty end) then ffi.cdef("int isatty(int fd);") end
-      return ffi.C.isatty(fd) == 1
-    end)
-    return ok and r
-  end
-  return false
+  -- required here, not at the top: klua.utils loads libklua, and the REPL
+  -- (which loads this module) must start even when that fails
+  local ok, r = pcall(function() return require("klua.utils").isatty(fd) end)
+  return ok and r
 end
 
 -- paint(color_on, kind, text)

@@ -11,16 +11,16 @@
 --   bar:update(step, {{"loss", 0.25}}); ... bar:update(target, values, true)
 local core = require("klua.core")
 local class = require("klua.class")
-local C = core.C
+local utils = require("klua.utils")
 
 local Progbar = class("Progbar")
 
-Progbar.now = require("klua.utils").now
+Progbar.now = utils.now
 
 --- is_terminal(stream): true when the stream is stdout on a terminal.
 function Progbar.is_terminal(stream)
   if stream ~= nil and stream ~= io.stdout then return false end
-  return C.kl_isatty(1) == 1
+  return utils.isatty(1)
 end
 
 --- Progbar(target, {width=30, verbose=1, interval=0.05, unit_name="step",

@@ -1,10 +1,39 @@
--- utils.lua — small process helpers: a monotonic clock, resident memory.
-local C = require("klua.core").C
+-- utils.lua — small process helpers: a monotonic clock, isatty, a directory
+-- listing, resident memory. The system calls go through libklua
+-- (src/kernels/io.c), so no other module declares libc with ffi.cdef.
+local ffi = require("ffi")
+local core = require("klua.core")
+local C = core.C
 
 local utils = {}
 
 --- now(): seconds from a monotonic clock, as a number.
 function utils.now() return C.kl_time_monotonic() end
+
+--- isatty(fd): true when file descriptor fd (default 1, stdout) is a terminal.
+function utils.isatty(fd) return C.kl_isatty(fd or 1) == 1 end
+
+--- list_dir(path): the names in a directory, sorted, without "." and "..";
+-- nil and a message when it cannot be read.
+local dir_buf, dir_cap = nil, 0
+function utils.list_dir(path)
+  local need = tonumber(C.kl_list_dir(path, dir_buf, dir_cap))
+  -- the directory can grow between two calls, hence a loop
+  while need > dir_cap do
+    dir_cap = need
+    dir_buf = ffi.new("char[?]", dir_cap)
+    need = tonumber(C.kl_list_dir(path, dir_buf, dir_cap))
+  end
+  if need < 0 then return nil, core.last_error() end
+  local names, off = {}, 0
+  while off < need do
+    local name = ffi.string(dir_buf + off)
+    names[#names + 1] = name
+    off = off + #name + 1
+  end
+  table.sort(names)
+  return names
+end
 
 --- rss_mb(): this process's resident memory in MiB (Linux).
 function utils.rss_mb()

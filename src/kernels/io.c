@@ -1,10 +1,12 @@
 /* io.c — atomic file writes, bounded reads and bulk float32 I/O for
- * klua.saving, plus a monotonic clock and isatty for the progress bar.
+ * klua.saving, plus the system calls klua.utils wraps (clock, isatty,
+ * directory listing).
  * See io.h. Little-endian on disk; a big-endian host swaps bytes. */
 #define _GNU_SOURCE
 #include "io.h"
 #include "../core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -171,3 +173,20 @@ double kl_time_monotonic(void) {
 }
 
 int kl_isatty(int fd) { return isatty(fd); }
+
+int64_t kl_list_dir(const char *path, char *buf, int64_t cap) {
+  DIR *d = opendir(path);
+  if (!d) { kl_fail("%s: cannot list the directory: %s", path, strerror(errno)); return -1; }
+  int64_t need = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *name = e->d_name;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) continue;
+    int64_t len = (int64_t)strlen(name) + 1;
+    /* keep counting past cap so the caller learns the size it needs */
+    if (buf && need + len <= cap) memcpy(buf + need, name, (size_t)len);
+    need += len;
+  }
+  closedir(d);
+  return need;
+}

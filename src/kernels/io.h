@@ -1,9 +1,11 @@
 /* io.h — file helpers for klua.saving (src/kernels/io.c): atomic writes
  * (temporary file in the target's directory, fflush + fsync, rename, fsync of
  * the directory), bounded reads at an offset, and float32 tensors written and
- * read in bulk as little-endian bytes. Also a monotonic clock and isatty for
- * the progress bar. Nothing here parses file contents: the Lua side validates
- * every size and offset before asking for a read.
+ * read in bulk as little-endian bytes. Nothing here parses file contents:
+ * the Lua side validates every size and offset before asking for a read.
+ * Also the few system calls that klua.utils offers the rest of the Lua side
+ * (a monotonic clock, isatty, a directory listing), so that no Lua module
+ * declares libc functions itself.
  *
  *   char tmp[4096];
  *   kl_file *f = kl_file_create_temp("model.klua", tmp, sizeof tmp);
@@ -38,6 +40,12 @@ void kl_file_close(kl_file *f);
 
 double kl_time_monotonic(void);   /* seconds */
 int kl_isatty(int fd);
+/* Writes the names in directory `path` (without "." and "..", in no order)
+ * into buf, each ending in a NUL, and returns the bytes that needs: when the
+ * result is over cap the names did not all fit (buf may be NULL with cap 0),
+ * so call again with a buffer that large. -1 if the directory cannot be read
+ * (message in kl_last_error). */
+int64_t kl_list_dir(const char *path, char *buf, int64_t cap);
 /* KL_CDEF_END */
 
 #endif

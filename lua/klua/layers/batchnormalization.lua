@@ -10,28 +10,15 @@ local ops = require("klua.ops")
 local initializers = require("klua.initializers")
 local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
+local nn = require("klua.nn")
+local no_grad = require("klua.no_grad")
 local op = core.op
 
 local BatchNormalization = Layer:extend("BatchNormalization")
 BatchNormalization.supports_masking = true
 
 -- The fused C op over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta.
-local ffi = require("ffi")
-local bn_inputs = ffi.new("kl_tensor *[5]")
-function BatchNormalization.fused(x, mean, var, gamma, beta, eps)
-  local list = { x, mean, var, gamma, beta }
-  for i = 1, 5 do
-    local t = list[i]
-    if not core.is_tensor(t) then t = core.to_tensor(t); list[i] = t end
-    bn_inputs[i - 1] = t.p
-  end
-  local at = core.fresh_attrs()
-  at.f[0] = eps or 1e-3
-  local y = core.wrap(core.C.kl_op_n(core.op_ids.batch_norm, 5, bn_inputs, at))
-  for i = 0, 4 do bn_inputs[i] = nil end
-  local _ = list  -- keeps the inputs alive across the call
-  return y
-end
+BatchNormalization.fused = nn.batch_norm
 local fused = BatchNormalization.fused
 
 function BatchNormalization:__init(kw)
@@ -128,13 +115,10 @@ function BatchNormalization:call(x, kw)
     end
     y = fused(x, mean, var, gamma, beta, self.epsilon)
     local m = self.momentum
-    local token = core.C.kl_grad_pause()
-    local ok, err = pcall(function()
+    no_grad(function()
       self.moving_mean:assign(self.moving_mean * m + mean * (1 - m))
       self.moving_variance:assign(self.moving_variance * m + var * (1 - m))
     end)
-    core.C.kl_grad_resume(token)
-    if not ok then error(err, 0) end
   else
     y = fused(x, self.moving_mean, self.moving_variance, gamma, beta, self.epsilon)
   end

@@ -2,8 +2,7 @@
 -- initial_accumulator_value; w -= lr * g / sqrt(acc + epsilon).
 local core = require("klua.core")
 local Optimizer = require("klua.optimizers.optimizer")
-local C = core.C
-local function P(t) return t and t.p end
+local kernels = Optimizer.kernels
 
 local Adagrad = Optimizer:extend("Adagrad")
 Adagrad.hyper = { learning_rate = 0.001, initial_accumulator_value = 0.1, epsilon = 1e-7 }
@@ -18,7 +17,7 @@ end
 function Adagrad:_slot_specs() return { { "accumulator", self.initial_accumulator_value } } end
 
 function Adagrad:_update(var, grad, slots, step)
-  return C.kl_adagrad_update(var.p, grad.p, P(slots.accumulator), step, self.epsilon)
+  return kernels.adagrad(var, grad, slots.accumulator, step, self.epsilon)
 end
 
 return Adagrad

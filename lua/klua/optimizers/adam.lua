@@ -1,10 +1,8 @@
 -- adam.lua — Adam, as keras.optimizers.Adam: the bias correction is folded
 -- into the step size, alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t), and
 -- epsilon is added to sqrt(v) (not to the bias-corrected v as in PyTorch).
-local core = require("klua.core")
 local Optimizer = require("klua.optimizers.optimizer")
-local C = core.C
-local function P(t) return t and t.p end
+local kernels = Optimizer.kernels
 
 local Adam = Optimizer:extend("Adam")
 Adam.hyper = { learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7, amsgrad = false }
@@ -17,7 +15,7 @@ function Adam:_slot_specs()
 end
 
 function Adam:_update(var, grad, slots, step)
-  return C.kl_adam_update(var.p, grad.p, P(slots.momentum), P(slots.velocity), P(slots.velocity_hat), step, self.beta_1, self.beta_2, self.epsilon)
+  return kernels.adam(var, grad, slots.momentum, slots.velocity, slots.velocity_hat, step, self.beta_1, self.beta_2, self.epsilon)
 end
 
 return Adam

@@ -1,8 +1,6 @@
 -- adamax.lua — Adamax (Adam with the infinity norm), as keras.optimizers.Adamax.
-local core = require("klua.core")
 local Optimizer = require("klua.optimizers.optimizer")
-local C = core.C
-local function P(t) return t and t.p end
+local kernels = Optimizer.kernels
 
 local Adamax = Optimizer:extend("Adamax")
 Adamax.hyper = { learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7 }
@@ -11,7 +9,7 @@ Adamax.default_name = "adamax"
 function Adamax:_slot_specs() return { { "momentum", 0 }, { "norm", 0 } } end
 
 function Adamax:_update(var, grad, slots, step)
-  return C.kl_adamax_update(var.p, grad.p, P(slots.momentum), P(slots.norm), step, self.beta_1, self.beta_2, self.epsilon)
+  return kernels.adamax(var, grad, slots.momentum, slots.norm, step, self.beta_1, self.beta_2, self.epsilon)
 end
 
 return Adamax

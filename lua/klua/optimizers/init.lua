@@ -4,6 +4,7 @@
 --   local opt = klua.optimizers.Adam{learning_rate = 1e-3}
 --   opt:apply_gradients(klua.zip(grads, vars))
 local core = require("klua.core")
+local registry = require("klua.registry")
 local class = require("klua.class")
 
 local M = {}
@@ -21,34 +22,18 @@ M.schedules = require("klua.optimizers.schedules")
 
 local by_name = {}
 for _, name in ipairs { "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Lion" } do
+  by_name[name] = M[name]
   by_name[name:lower()] = M[name]
 end
 
---- get(identifier): an optimizer from a name ("adam", "SGD"), a config table
--- {class_name=, config=}, or an optimizer (returned as is).
-function M.get(id)
-  if class.is_instance(id, M.Optimizer) then return id end
-  if type(id) == "string" then
-    local cls = by_name[id:lower()]
-    if not cls then
-      local names = {}
-      for k in pairs(by_name) do names[#names + 1] = k end
-      table.sort(names)
-      core.raise(("optimizers.get: unknown optimizer '%s' (known: %s)"):format(id, table.concat(names, ", ")))
-    end
-    return cls()
-  end
-  if type(id) == "table" and id.class_name then
-    local cls = by_name[tostring(id.class_name):lower()]
-    if not cls then core.raise("optimizers.get: unknown optimizer class '" .. tostring(id.class_name) .. "'") end
-    return cls:from_config(id.config or {})
-  end
-  core.raise("optimizers.get: could not interpret optimizer identifier: " .. tostring(id))
-end
+--- get(identifier): an optimizer from a name ("adam", "SGD"), a registered
+-- name, a config table {class_name=, config=}, or an optimizer (returned as
+-- is); nil gives nil.
+local GET = { who = "optimizers.get", kind = "optimizer", builtins = by_name, base = M.Optimizer,
+  raise = core.raise }
+function M.get(id) return registry.resolve(id, GET) end
 
-function M.serialize(opt)
-  return { class_name = getmetatable(opt).__name, config = opt:get_config() }
-end
+function M.serialize(opt) return registry.serialize(opt) end
 M.deserialize = M.get
 
 --- zip(a, b): {{a[1], b[1]}, {a[2], b[2]}, ...}. Entries may be nil (a

@@ -1,8 +1,7 @@
 -- lion.lua — Lion (sign of an interpolated momentum), as keras.optimizers.Lion.
 local core = require("klua.core")
 local Optimizer = require("klua.optimizers.optimizer")
-local C = core.C
-local function P(t) return t and t.p end
+local kernels = Optimizer.kernels
 
 local Lion = Optimizer:extend("Lion")
 Lion.hyper = { learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.99 }
@@ -18,7 +17,7 @@ end
 function Lion:_slot_specs() return { { "momentum", 0 } } end
 
 function Lion:_update(var, grad, slots, step)
-  return C.kl_lion_update(var.p, grad.p, P(slots.momentum), step, self.beta_1, self.beta_2)
+  return kernels.lion(var, grad, slots.momentum, step, self.beta_1, self.beta_2)
 end
 
 return Lion

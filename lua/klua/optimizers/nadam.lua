@@ -1,10 +1,8 @@
 -- nadam.lua — Nadam (Adam with Nesterov momentum), as keras.optimizers.Nadam:
 -- a momentum cache u_product = prod_t beta_1 * (1 - 0.5 * 0.96^t) advances
 -- once per step, before the variables are updated; it is part of the state.
-local core = require("klua.core")
 local Optimizer = require("klua.optimizers.optimizer")
-local C = core.C
-local function P(t) return t and t.p end
+local kernels = Optimizer.kernels
 
 local Nadam = Optimizer:extend("Nadam")
 Nadam.hyper = { learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7 }
@@ -20,7 +18,7 @@ function Nadam:_before_update()
 end
 
 function Nadam:_update(var, grad, slots, step)
-  return C.kl_nadam_update(var.p, grad.p, P(slots.momentum), P(slots.velocity), step, self.beta_1, self.beta_2, self.epsilon, self.u_product)
+  return kernels.nadam(var, grad, slots.momentum, slots.velocity, step, self.beta_1, self.beta_2, self.epsilon, self.u_product)
 end
 
 return Nadam

@@ -2,7 +2,8 @@
 -- checking, the learning rate (number, function of the step or schedule),
 -- gradient clipping, weight decay, lazily created slot variables, the
 -- iteration counter, and state save/restore. Each subclass only names its
--- hyperparameters and slots and calls its fused C update (src/kernels/optim.c).
+-- hyperparameters and slots and calls its fused C update (src/kernels/optim.c)
+-- through Optimizer.kernels.
 -- Semantics follow keras/src/optimizers/base_optimizer.py.
 local ffi = require("ffi")
 local core = require("klua.core")
@@ -23,9 +24,41 @@ local BASE_ARGS = {
 
 -- Subclasses set: hyper = {name = default, ...}, default_name, and the
 -- methods _slot_specs() -> {{slot_name, initial_value}, ...} and
--- _update(var, grad, slots, step) -> rc.
+-- _update(var, grad, slots, step) -> rc, which calls one of Optimizer.kernels.
 Optimizer.hyper = { learning_rate = 0.001 }
 Optimizer.default_name = "optimizer"
+
+-- The fused updates of src/kernels/optim.c over tensors (nil for a slot the
+-- configuration leaves out) and the shared step struct; each returns C's rc.
+-- Subclasses call these instead of the C library, so this file stays the
+-- only optimizer that crosses the FFI boundary.
+local function P(t) return t and t.p end
+Optimizer.kernels = {
+  sgd = function(var, grad, m, step, momentum, nesterov)
+    return C.kl_sgd_update(var.p, grad.p, P(m), step, momentum, nesterov)
+  end,
+  adam = function(var, grad, m, v, vhat, step, beta_1, beta_2, epsilon)
+    return C.kl_adam_update(var.p, grad.p, P(m), P(v), P(vhat), step, beta_1, beta_2, epsilon)
+  end,
+  rmsprop = function(var, grad, velocity, momentum_slot, average_gradient, step, rho, momentum, epsilon)
+    return C.kl_rmsprop_update(var.p, grad.p, P(velocity), P(momentum_slot), P(average_gradient), step, rho, momentum, epsilon)
+  end,
+  adagrad = function(var, grad, accumulator, step, epsilon)
+    return C.kl_adagrad_update(var.p, grad.p, P(accumulator), step, epsilon)
+  end,
+  adadelta = function(var, grad, accumulated_grad, accumulated_delta_var, step, rho, epsilon)
+    return C.kl_adadelta_update(var.p, grad.p, P(accumulated_grad), P(accumulated_delta_var), step, rho, epsilon)
+  end,
+  adamax = function(var, grad, m, norm, step, beta_1, beta_2, epsilon)
+    return C.kl_adamax_update(var.p, grad.p, P(m), P(norm), step, beta_1, beta_2, epsilon)
+  end,
+  nadam = function(var, grad, m, v, step, beta_1, beta_2, epsilon, u_product)
+    return C.kl_nadam_update(var.p, grad.p, P(m), P(v), step, beta_1, beta_2, epsilon, u_product)
+  end,
+  lion = function(var, grad, m, step, beta_1, beta_2)
+    return C.kl_lion_update(var.p, grad.p, P(m), step, beta_1, beta_2)
+  end,
+}
 
 local function is_callable(x)
   if type(x) == "function" then return true end

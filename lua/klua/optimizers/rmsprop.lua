@@ -1,9 +1,7 @@
 -- rmsprop.lua — RMSprop, as keras.optimizers.RMSprop: epsilon inside the
 -- square root, plain (not Nesterov) momentum, optional centering.
-local core = require("klua.core")
 local Optimizer = require("klua.optimizers.optimizer")
-local C = core.C
-local function P(t) return t and t.p end
+local kernels = Optimizer.kernels
 
 local RMSprop = Optimizer:extend("RMSprop")
 RMSprop.hyper = { learning_rate = 0.001, rho = 0.9, momentum = 0.0, epsilon = 1e-7, centered = false }
@@ -17,7 +15,7 @@ function RMSprop:_slot_specs()
 end
 
 function RMSprop:_update(var, grad, slots, step)
-  return C.kl_rmsprop_update(var.p, grad.p, P(slots.velocity), P(slots.momentum), P(slots.average_gradient), step, self.rho, self.momentum, self.epsilon)
+  return kernels.rmsprop(var, grad, slots.velocity, slots.momentum, slots.average_gradient, step, self.rho, self.momentum, self.epsilon)
 end
 
 return RMSprop

@@ -4,6 +4,7 @@
 -- keras/src/optimizers/schedules/learning_rate_schedule.py; values are Lua
 -- numbers (double), not tensors.
 local core = require("klua.core")
+local registry = require("klua.registry")
 local class = require("klua.class")
 local raise = core.raise
 
@@ -185,16 +186,13 @@ function CosineDecayRestarts:call(step)
   return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
 end
 
---- serialize(schedule) -> {class_name=, config=}; deserialize(t) -> schedule.
-function M.serialize(s)
-  return { class_name = getmetatable(s).__name, config = s:get_config() }
-end
-function M.deserialize(t)
-  local cls = type(t) == "table" and M[t.class_name]
-  if not cls or t.class_name == "LearningRateSchedule" then
-    raise("schedules.deserialize: unknown schedule " .. tostring(type(t) == "table" and t.class_name or t))
-  end
-  return cls(t.config or {})
-end
+--- serialize(schedule) -> {class_name=, config=}; deserialize(t) -> schedule
+-- (a name, a registered name, a config or a schedule); get is the same.
+function M.serialize(s) return registry.serialize(s) end
+local GET = { who = "schedules.deserialize", kind = "learning rate schedule", builtins = M,
+  base = LearningRateSchedule, hidden = { LearningRateSchedule = true }, raise = raise,
+  from_config = function(cls, config) return cls(config) end }
+function M.deserialize(t) return registry.resolve(t, GET) end
+M.get = M.deserialize
 
 return M

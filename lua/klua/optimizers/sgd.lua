@@ -3,8 +3,7 @@
 --   nesterov: w += momentum * velocity - lr * g
 local core = require("klua.core")
 local Optimizer = require("klua.optimizers.optimizer")
-local C = core.C
-local function P(t) return t and t.p end
+local kernels = Optimizer.kernels
 
 local SGD = Optimizer:extend("SGD")
 SGD.hyper = { learning_rate = 0.01, momentum = 0.0, nesterov = false }
@@ -22,7 +21,7 @@ function SGD:_slot_specs()
 end
 
 function SGD:_update(var, grad, slots, step)
-  return C.kl_sgd_update(var.p, grad.p, P(slots.momentum), step, self.momentum, self.nesterov and 1 or 0)
+  return kernels.sgd(var, grad, slots.momentum, step, self.momentum, self.nesterov and 1 or 0)
 end
 
 return SGD
