@@ -1,143 +1,38 @@
--- models/functional.lua — the Functional API: symbolic tensors (KerasTensor),
--- klua.Input, InputLayer, the graph of layer calls they record, and the
--- Functional model that replays that graph on real tensors.
+-- models/functional.lua — the Functional API: klua.Input, InputLayer, the
+-- graph of layer calls that symbolic tensors (keras_tensor.lua)
+-- record, and the Functional model that replays that graph on real tensors.
 --
 --   local inputs = klua.Input{shape = {784}}
 --   local x = klua.layers.Dense(64, {activation = "relu"})(inputs)
 --   local model = klua.Model{inputs = inputs, outputs = klua.layers.Dense(10)(x)}
 --
--- A KerasTensor holds a shape (the batch, and any size not known yet, is -1)
--- and the node that made it. Calling a layer on one (the hook in
--- klua.Layer's __call) builds the layer with the known shape, finds the
--- output shapes (the layer's compute_output_shape, else one call on zeros),
--- and records a node {layer, args, kw, outputs}. Nothing is computed then.
+-- Calling a layer on a KerasTensor (the hook in klua.Layer's __call) builds
+-- the layer with the known shape, finds the output shapes (the layer's
+-- compute_output_shape, else one call on zeros), and records a node
+-- {layer, args, kw, outputs}. Nothing is computed then.
 -- Inputs and outputs may be one tensor, a list or a named table; layers may
 -- be shared (several nodes) and a model can be called like any layer.
+-- This file builds on models/model.lua and registers Functional with it, so
+-- that klua.Model{inputs=, outputs=} can return one without a require cycle.
 local core = require("klua.core")
-local class = require("klua.class")
 local Layer = require("klua.layer")
+local tensor = require("klua.tensor")
 local Model = require("klua.models.model")
+local structure = require("klua.tree")
+local kt_mod = require("klua.keras_tensor")
+local json = require("klua.json")
+local saving = require("klua.saving")
 
 local unpack = unpack or table.unpack
 local shape_str = core.shape_str
+local flatten, map, zip = structure.flatten, structure.map, structure.zip
+local ordered_keys, is_struct = structure.ordered_keys, structure.is_struct
+local is_kt, copy_shape, new_keras_tensor = kt_mod.is_keras_tensor, kt_mod.copy_shape, kt_mod.new
+local node_inputs = kt_mod.node_inputs
 
-local M = {}
-
---------------------------------------------------------------------------------
--- Symbolic tensors
-
-local KerasTensor = { __name = "KerasTensor" }
-M.KerasTensor = KerasTensor
-
--- Reached when a symbolic tensor is handed to an op directly (klua.ops.exp(x)
--- reads x[1] while converting it): say what to do instead of computing on a
--- made-up value.
-local function no_values(t)
-  core.raise(("%s is symbolic and holds no values: call layers on it, or wrap the computation in a layer, "
-    .. "e.g. klua.layers.Lambda(function(x) return klua.ops.exp(x) end)(x)"):format(tostring(t)))
-end
-
-KerasTensor.__index = function(t, k)
-  if type(k) == "number" then no_values(t) end
-  return KerasTensor[k]
-end
-
--- A shape table that is also callable, so that both Keras's `x.shape` and
--- klua's `x:shape()` read it.
-local shape_mt = {
-  __call = function(s)
-    local out = {}
-    for i = 1, #s do out[i] = s[i] end
-    return out
-  end,
-  __tostring = function(s) return shape_str(s) end,
+local M = {
+  KerasTensor = kt_mod.KerasTensor, is_keras_tensor = is_kt, TensorOp = kt_mod.TensorOp,
 }
-
-local function copy_shape(s)
-  local out = {}
-  for i = 1, #s do out[i] = s[i] end
-  return out
-end
-M.copy_shape = copy_shape
-
-local function new_keras_tensor(shape, node, name)
-  return setmetatable({ shape = setmetatable(copy_shape(shape), shape_mt), dtype = "float32", _node = node, name = name },
-    KerasTensor)
-end
-
-local function is_kt(x) return getmetatable(x) == KerasTensor end
-M.is_keras_tensor = is_kt
-
-function KerasTensor:ndim() return #self.shape end
-KerasTensor.__tostring = function(t)
-  return ("<KerasTensor shape=%s, name=%s>"):format(shape_str(t.shape), tostring(t.name))
-end
-KerasTensor.__len = no_values
---------------------------------------------------------------------------------
--- Structures: a leaf, a list or a named table of leaves, nested.
-
-local function is_struct(x)
-  return type(x) == "table" and getmetatable(x) == nil and not Layer.is_layer(x)
-end
-
--- Keys in a stable order: the array part, then the other keys sorted.
-local function ordered_keys(t)
-  local keys, n = {}, #t
-  for i = 1, n do keys[i] = i end
-  local rest = {}
-  for k in pairs(t) do
-    if not (type(k) == "number" and k >= 1 and k <= n and k % 1 == 0) then rest[#rest + 1] = k end
-  end
-  table.sort(rest, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(rest) do keys[#keys + 1] = k end
-  return keys
-end
-M.ordered_keys = ordered_keys
-
-local function flatten(x, out)
-  out = out or {}
-  if is_struct(x) then
-    for _, k in ipairs(ordered_keys(x)) do flatten(x[k], out) end
-  elseif x ~= nil then
-    out[#out + 1] = x
-  end
-  return out
-end
-M.flatten = flatten
-
-local function map(x, fn)
-  if is_struct(x) then
-    local out = {}
-    for k, v in pairs(x) do out[k] = map(v, fn) end
-    return out
-  end
-  return fn(x)
-end
-M.map = map
-
--- Pairs leaves of `template` with leaves at the same place in `value`.
-local function zip(template, value, fn, path)
-  if is_struct(template) then
-    if not is_struct(value) then
-      core.raise(("%s: expected a table, got %s"):format(path, core.is_tensor(value) and "a tensor" or type(value)))
-    end
-    for _, k in ipairs(ordered_keys(template)) do
-      zip(template[k], value[k], fn, path .. (type(k) == "number" and ("[" .. k .. "]") or ("." .. k)))
-    end
-  else
-    fn(template, value, path)
-  end
-end
-M.zip = zip
-
-local function has_symbolic(x, depth)
-  if is_kt(x) then return true end
-  if depth > 6 or not is_struct(x) then return false end
-  for _, v in pairs(x) do
-    if has_symbolic(v, depth + 1) then return true end
-  end
-  return false
-end
 
 --------------------------------------------------------------------------------
 -- InputLayer and Input
@@ -201,42 +96,6 @@ function M.Input(kw, extra)
 end
 
 --------------------------------------------------------------------------------
--- Arithmetic on symbolic tensors (x + y, 2 * x, -x, x ^ 2) records a TensorOp
--- layer, so Functional graphs can hold these without a Lambda (and still be saved).
-
-local TensorOp = Layer:extend("TensorOp")
-M.TensorOp = TensorOp
-local OPS = { add = true, subtract = true, multiply = true, divide = true, power = true, negative = true }
-
-function TensorOp:__init(kw)
-  kw = kw or {}
-  if not OPS[kw.op] then core.raise("TensorOp: unknown op " .. tostring(kw.op)) end
-  TensorOp.super.__init(self, { name = kw.name or Layer.unique_name(kw.op), dtype = kw.dtype })
-  rawset(self, "op", kw.op)
-end
-
-function TensorOp:call(inputs)
-  local ops = require("klua.ops")
-  return ops[rawget(self, "op")](inputs[1], inputs[2])
-end
-
-function TensorOp:get_config()
-  local config = TensorOp.super.get_config(self)
-  config.op = rawget(self, "op")
-  return config
-end
-
-local function op_meta(op)
-  return function(a, b) return TensorOp{ op = op }({ a, b }) end
-end
-KerasTensor.__add = op_meta("add")
-KerasTensor.__sub = op_meta("subtract")
-KerasTensor.__mul = op_meta("multiply")
-KerasTensor.__div = op_meta("divide")
-KerasTensor.__pow = op_meta("power")
-KerasTensor.__unm = function(a) return TensorOp{ op = "negative" }({ a }) end
-
---------------------------------------------------------------------------------
 -- Calling a layer on symbolic tensors
 
 local function shape_tree(x)
@@ -275,7 +134,7 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- One call of `layer` on zeros shaped like the symbolic args.
 local function probe_once(layer, args, n, kw, b, o)
   local function fill(v)
-    if is_kt(v) then return require("klua.tensor").zeros(concrete_dims(v.shape, b, o)) end
+    if is_kt(v) then return tensor.zeros(concrete_dims(v.shape, b, o)) end
     return v
   end
   local cargs = {}
@@ -381,25 +240,12 @@ local function symbolic_call(layer, args, kw)
 end
 
 Layer.functional = {
-  is_symbolic = function(x) return has_symbolic(x, 0) end,
+  is_symbolic = kt_mod.has_symbolic,
   call = symbolic_call,
 }
 
 --------------------------------------------------------------------------------
 -- Graphs
-
--- The symbolic tensors a node reads (positional args and keyword values).
-local function node_inputs(node)
-  local out = {}
-  for i = 1, node.nargs do
-    for _, v in ipairs(flatten(node.args[i])) do if is_kt(v) then out[#out + 1] = v end end
-  end
-  for _, k in ipairs(ordered_keys(node.kw)) do
-    for _, v in ipairs(flatten(node.kw[k])) do if is_kt(v) then out[#out + 1] = v end end
-  end
-  return out
-end
-M.node_inputs = node_inputs
 
 local function check_struct(x, what, who)
   if is_kt(x) then return end
@@ -500,6 +346,7 @@ end
 
 local Functional = Model:extend("Functional")
 M.Functional = Functional
+Model._register_functional(Functional)
 
 -- Called by Model.__init for klua.Model{inputs=, outputs=}.
 function Functional._init_graph(self, inputs, outputs, kw)
@@ -594,7 +441,6 @@ local function encode_struct(x, refs, who)
 end
 
 function Functional:get_config()
-  local saving = require("klua.saving")
   local graph = rawget(self, "_graph")
   local who = ("Functional '%s'"):format(rawget(self, "name"))
   local refs, nodes = {}, {}
@@ -608,10 +454,10 @@ function Functional:get_config()
     else
       local args = {}
       for a = 1, node.nargs do args[a] = encode_struct(node.args[a], refs, who) end
-      entry.args = require("klua.json").array(args)
+      entry.args = json.array(args)
       local kwc = {}
       for k, v in pairs(node.kw) do kwc[k] = encode_struct(v, refs, who) end
-      entry.kw = require("klua.json").object(kwc)
+      entry.kw = json.object(kwc)
     end
     nodes[i] = entry
   end
@@ -633,7 +479,6 @@ end
 
 function Functional.from_config(a, b)
   local config = b or a
-  local saving = require("klua.saving")
   local who = "Functional.from_config"
   if type(config) ~= "table" or type(config.layers) ~= "table" or type(config.nodes) ~= "table" then
     core.raise(who .. ": expected a config with layers and nodes")

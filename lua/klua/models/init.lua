@@ -2,6 +2,7 @@
 -- load_model. klua.Model, klua.Sequential and klua.Input come from here.
 local Model = require("klua.models.model")
 local F = require("klua.models.functional")
+local keras_tensor = require("klua.keras_tensor")
 local Sequential = require("klua.models.sequential")
 local saving = require("klua.saving")
 
@@ -11,11 +12,11 @@ local models = {
   Sequential = Sequential,
   Input = F.Input,
   InputLayer = F.InputLayer,
-  KerasTensor = F.KerasTensor,
-  is_keras_tensor = F.is_keras_tensor,
+  KerasTensor = keras_tensor.KerasTensor,
+  is_keras_tensor = keras_tensor.is_keras_tensor,
 }
 
-for _, cls in ipairs { Model, F.Functional, Sequential, F.InputLayer, F.TensorOp } do
+for _, cls in ipairs { Model, F.Functional, Sequential, F.InputLayer, keras_tensor.TensorOp } do
   saving.register_serializable(cls, { package = "klua" })
 end
 

@@ -1,6 +1,6 @@
 -- models/model.lua — klua.Model: a Layer with training (compile, fit,
--- evaluate, predict: models/training.lua), a summary (models/summary.lua) and
--- saving (klua.saving) built in.
+-- evaluate, predict: klua.trainers, installed at the end of this file), a
+-- summary (models/summary.lua) and saving (klua.saving) built in.
 --
 -- Two of Keras's three ways to build a model start here:
 --   * subclassing: local VAE = klua.Model:extend("VAE") with sublayers made
@@ -9,8 +9,16 @@
 --     name = ...} (or klua.Model(inputs, outputs)) returns a Functional model
 --     (models/functional.lua).
 -- The third, klua.Sequential, is models/sequential.lua.
+-- Functional and Sequential build on this file; neither is required here.
 local core = require("klua.core")
 local Layer = require("klua.layer")
+local tensor = require("klua.tensor")
+local json = require("klua.json")
+local saving = require("klua.saving")
+local no_grad = require("klua.no_grad")
+local keras_tensor = require("klua.keras_tensor")
+local summary = require("klua.models.summary")
+local trainer = require("klua.trainers.trainer")
 
 local unpack = unpack or table.unpack
 
@@ -24,9 +32,7 @@ local function pack(...) return { n = select("#", ...), ... } end
 function Model.quietly(layers, fn, ...)
   local saved = {}
   for _, l in ipairs(layers) do saved[l] = rawget(l, "_losses") end
-  local token = core.C.kl_grad_pause()
-  local res = pack(pcall(fn, ...))
-  core.C.kl_grad_resume(token)
+  local res = pack(pcall(no_grad, fn, ...))
   for l, losses in pairs(saved) do rawset(l, "_losses", losses) end
   Layer._losses_touched()
   if not res[1] then error(res[2], 0) end
@@ -34,10 +40,9 @@ function Model.quietly(layers, fn, ...)
 end
 
 --------------------------------------------------------------------------------
--- Properties a Model adds to a Layer's (read on access).
+-- Properties a Model adds to a Layer's (read on access), declared below.
 
 local getters = {}
-Model.getters = getters
 
 function getters.layers(self)
   local list = rawget(self, "_layers")
@@ -83,27 +88,18 @@ function getters.output_shape(self)
   return out
 end
 
--- Adds the getters above to the instance metatable that klua.Layer made, and
--- marks a model's first call so that build() knows the call builds the
+for name, getter in pairs(getters) do Layer.property(Model, name, getter) end
+
+-- A model's first call is marked, so that build() knows the call builds the
 -- sublayers itself (an explicit model:build(shape) runs one call on zeros).
-local function install(mt)
-  if rawget(mt, "__klua_model_mt") == mt then return end
-  local inner_index = rawget(mt, "__index")
-  rawset(mt, "__index", function(t, k)
-    local g = getters[k]
-    if g then return g(t) end
-    return inner_index(t, k)
-  end)
-  local layer_call = rawget(mt, "__call")
-  rawset(mt, "__call", function(self, ...)
-    if rawget(self, "built") then return layer_call(self, ...) end
-    rawset(self, "_first_call", true)
-    local res = pack(pcall(layer_call, self, ...))
-    rawset(self, "_first_call", nil)
-    if not res[1] then error(res[2], 0) end
-    return unpack(res, 2, res.n)
-  end)
-  rawset(mt, "__klua_model_mt", mt)
+local layer_call = Layer.__call
+function Model.__call(self, ...)
+  if rawget(self, "built") then return layer_call(self, ...) end
+  rawset(self, "_first_call", true)
+  local res = pack(pcall(layer_call, self, ...))
+  rawset(self, "_first_call", nil)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
 end
 
 --------------------------------------------------------------------------------
@@ -112,20 +108,17 @@ end
 -- The Layer part and a model's own fields (rawset: not tracked as weights).
 function Model._init_base(self, kw)
   Layer.__init(self, kw)
-  install(getmetatable(self))
   rawset(self, "stop_training", false)
 end
 
-local function has_symbolic(x)
-  local F = package.loaded["klua.models.functional"]
-  if not F or x == nil then return false end
-  if F.is_keras_tensor(x) then return true end
-  if type(x) ~= "table" or getmetatable(x) ~= nil then return false end
-  for _, v in ipairs(F.flatten(x)) do
-    if F.is_keras_tensor(v) then return true end
-  end
-  return false
-end
+-- The Functional class: models/functional.lua builds on this file and
+-- registers it when it loads. Symbolic tensors only come from there, so it
+-- is always set by the time a model is made from them.
+local Functional
+
+function Model._register_functional(cls) Functional = cls end
+
+local has_symbolic = keras_tensor.has_symbolic
 
 --- Model{inputs=, outputs=, name=} / Model(inputs, outputs, {name=}): a
 -- Functional model. Subclasses: Model.__init(self, {name=, trainable=}).
@@ -137,9 +130,9 @@ function Model:__init(a, b, c)
     inputs, outputs, kw = a, b, c or {}
   end
   if inputs ~= nil then
-    local F = require("klua.models.functional")
-    if getmetatable(self) == Model then setmetatable(self, F.Functional) end
-    return F.Functional._init_graph(self, inputs, outputs, kw)
+    if not Functional then core.raise("Model: inputs and outputs must be symbolic tensors from klua.Input") end
+    if getmetatable(self) == Model then setmetatable(self, Functional) end
+    return Functional._init_graph(self, inputs, outputs, kw)
   end
   if a ~= nil and type(a) ~= "table" then
     core.raise("Model: expected {inputs=, outputs=, name=} or, in a subclass, {name=, trainable=}; got " .. type(a))
@@ -190,7 +183,6 @@ function Model._from_config(cls, config)
   local obj
   local args = config.init_args
   if type(args) == "table" then
-    local json = require("klua.json")
     local n = #args
     local list = {}
     for i = 1, n do if args[i] ~= json.null then list[i] = args[i] end end
@@ -211,7 +203,6 @@ function Model:get_config()
   end
   local args = rawget(self, "_init_args")
   if args then
-    local json = require("klua.json")
     local list = {}
     for i = 1, args.n do
       if args[i] == nil then list[i] = json.null else list[i] = args[i] end
@@ -237,7 +228,7 @@ local function zeros_like_shape(s)
   end
   local dims = {}
   for i, d in ipairs(s) do dims[i] = (d < 0 or i == 1) and 1 or d end
-  return require("klua.tensor").zeros(dims)
+  return tensor.zeros(dims)
 end
 Model._zeros_like_shape = zeros_like_shape
 
@@ -260,10 +251,15 @@ function Model:build(...)
   end
 end
 
+--- _build_on(x): creates the weights by one inference call on a real batch,
+-- recording nothing and leaving no losses behind (fit builds an unbuilt
+-- model from its first batch, before the callbacks start).
+function Model:_build_on(x)
+  Model.quietly(self:_flatten_layers(), function() self(x, { training = false }) end)
+end
+
 function Model:call(...)
-  if rawget(self, "_graph") then
-    return require("klua.models.functional").Functional.call(self, ...)
-  end
+  if rawget(self, "_graph") then return Functional.call(self, ...) end
   self:raise("call() is not implemented; a Model subclass defines call(self, inputs, kw)")
 end
 
@@ -291,22 +287,21 @@ end
 
 --- summary{line_length=, positions=, print_fn=, show_trainable=}: the Keras table.
 function Model:summary(kw)
-  return require("klua.models.summary").print_summary(self, kw)
+  return summary.print_summary(self, kw)
 end
 
 --- save(path, {include_optimizer=true}): config, weights and optimizer state in one file.
-function Model:save(path, kw) return require("klua.saving").save_model(self, path, kw) end
+function Model:save(path, kw) return saving.save_model(self, path, kw) end
 --- save_weights(path): the weights in the safetensors layout.
-function Model:save_weights(path, kw) return require("klua.saving").save_weights(self, path, kw) end
+function Model:save_weights(path, kw) return saving.save_weights(self, path, kw) end
 --- load_weights(path, {skip_mismatch=false}): by name, every shape checked.
-function Model:load_weights(path, kw) return require("klua.saving").load_weights(self, path, kw) end
+function Model:load_weights(path, kw) return saving.load_weights(self, path, kw) end
 
 --- to_json(): the model's architecture as JSON text.
 function Model:to_json()
-  local saving = require("klua.saving")
-  return require("klua.json").encode(saving.serialize_layer(self))
+  return json.encode(saving.serialize_layer(self))
 end
 
-require("klua.models.training").install(Model)
+trainer.install(Model)
 
 return Model

@@ -14,7 +14,12 @@
 local core = require("klua.core")
 local Layer = require("klua.layer")
 local Model = require("klua.models.model")
-local F = require("klua.models.functional")
+local InputLayer = require("klua.models.functional").InputLayer
+local keras_tensor = require("klua.keras_tensor")
+local json = require("klua.json")
+local saving = require("klua.saving")
+
+local is_kt = keras_tensor.is_keras_tensor
 
 local Sequential = Model:extend("Sequential")
 
@@ -40,7 +45,7 @@ end
 
 local function call_symbolic(self, layer, x)
   local res = { layer(x) }
-  if #res ~= 1 or not F.is_keras_tensor(res[1]) then
+  if #res ~= 1 or not is_kt(res[1]) then
     self:raise("layer '%s' returned %d outputs; a Sequential model needs layers with one output (use the Functional API)",
       rawget(layer, "name"), #res)
   end
@@ -68,8 +73,8 @@ end
 --- add(layer): appends a layer (or, first, a klua.Input).
 function Sequential:add(layer)
   local layers = rawget(self, "_layers")
-  if F.is_keras_tensor(layer) or Layer.is_layer(layer) and getmetatable(layer) == F.InputLayer then
-    local kt = F.is_keras_tensor(layer) and layer or layer.output
+  if is_kt(layer) or Layer.is_layer(layer) and getmetatable(layer) == InputLayer then
+    local kt = is_kt(layer) and layer or layer.output
     if not kt._node.is_input then
       self:raise("add: a symbolic tensor can only be added when it comes from klua.Input")
     end
@@ -90,7 +95,7 @@ function Sequential:add(layer)
     end
   end
   if #layers == 0 and not rawget(self, "_input") and rawget(layer, "batch_input_shape") then
-    set_input(self, F.InputLayer{ batch_shape = rawget(layer, "batch_input_shape") }.output)
+    set_input(self, InputLayer{ batch_shape = rawget(layer, "batch_input_shape") }.output)
   end
   layers[#layers + 1] = layer
   if rawget(self, "_input") then
@@ -124,9 +129,9 @@ function Sequential:build(input_shape)
   if type(input_shape) ~= "table" or type(input_shape[1]) ~= "number" then
     self:raise("build: expected one input shape like {-1, 784} (a Sequential model has one input)")
   end
-  local bs = F.copy_shape(input_shape)
+  local bs = keras_tensor.copy_shape(input_shape)
   bs[1] = -1
-  set_input(self, F.InputLayer{ batch_shape = bs }.output)
+  set_input(self, InputLayer{ batch_shape = bs }.output)
   propagate(self, 1)
 end
 
@@ -155,26 +160,24 @@ function Sequential:compute_output_shape(input_shape)
 end
 
 function Sequential:get_config()
-  local saving = require("klua.saving")
   local layers = {}
   for i, l in ipairs(rawget(self, "_layers")) do layers[i] = saving.serialize_layer(l) end
   local input = rawget(self, "_input")
   return {
     name = rawget(self, "name"), trainable = rawget(self, "_trainable"),
-    layers = require("klua.json").array(layers),
+    layers = json.array(layers),
     build_input_shape = input and input.shape() or nil,
   }
 end
 
 function Sequential.from_config(a, b)
   local config = b or a
-  local saving = require("klua.saving")
   if type(config) ~= "table" or type(config.layers) ~= "table" then
     core.raise("Sequential.from_config: expected a config with a list of layers")
   end
   local model = Sequential({}, { name = config.name, trainable = config.trainable })
   if config.build_input_shape then
-    set_input(model, F.InputLayer{ batch_shape = config.build_input_shape }.output)
+    set_input(model, InputLayer{ batch_shape = config.build_input_shape }.output)
   end
   for _, lc in ipairs(config.layers) do model:add(saving.deserialize_layer(lc)) end
   return model

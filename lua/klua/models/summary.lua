@@ -16,6 +16,11 @@
 -- Functional models that are not a plain chain get a "Connected to" column
 -- (layer_name[node][output]). Layers of a subclassed model show "?" as their
 -- output shape: their calls are not recorded.
+local structure = require("klua.tree")
+local keras_tensor = require("klua.keras_tensor")
+
+local node_inputs = keras_tensor.node_inputs
+
 local M = {}
 
 local function commas(n)
@@ -97,7 +102,6 @@ end
 
 -- Rows {name_type, shape, params, connected, trainable} for each layer.
 local function rows_of(model)
-  local F = require("klua.models.functional")
   local rows = {}
   local graph = rawget(model, "_graph")
   local outs = rawget(model, "_outs")
@@ -127,7 +131,7 @@ local function rows_of(model)
         end
       end
       for _, node in ipairs(nodes) do
-        for _, kt in ipairs(F.node_inputs(node)) do
+        for _, kt in ipairs(node_inputs(node)) do
           local src = kt._node
           local idx = 0
           for j, o in ipairs(src.flat) do if o == kt then idx = j - 1 end end
@@ -148,13 +152,12 @@ end
 local function needs_connections(model)
   local graph = rawget(model, "_graph")
   if not graph then return false end
-  local F = require("klua.models.functional")
-  if #graph.input_flat > 1 or #F.flatten(graph.outputs) > 1 then return true end
+  if #graph.input_flat > 1 or #structure.flatten(graph.outputs) > 1 then return true end
   local seen = {}
   for _, node in ipairs(graph.nodes) do
     if seen[node.layer] then return true end
     seen[node.layer] = true
-    if #F.node_inputs(node) > 1 or #node.flat > 1 then return true end
+    if #node_inputs(node) > 1 or #node.flat > 1 then return true end
   end
   return false
 end

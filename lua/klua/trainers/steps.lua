@@ -1,0 +1,65 @@
+-- trainers/steps.lua — one batch of each kind, as Keras 3's Trainer defines
+-- them: train_step (forward under a tape, compute_loss, one optimizer update),
+-- test_step, predict_step and compute_loss. fit/evaluate/predict and the
+-- on-batch API call these per batch through the model, so a Model subclass
+-- can override any of them. data = {x, y, sample_weight}.
+local core = require("klua.core")
+local GradientTape = require("klua.tape")
+local no_grad = require("klua.no_grad")
+local structure = require("klua.tree")
+local compile_utils = require("klua.trainers.compile_utils")
+
+local flatten, compiled_of = structure.flatten, compile_utils.compiled_of
+
+local M = {}
+
+--- compute_loss(x, y, y_pred, sample_weight): the compiled losses plus the
+-- model's own (add_loss and weight regularizers), read while the tape records.
+function M.compute_loss(self, x, y, y_pred, sample_weight)
+  local c = compiled_of(self, "compute_loss")
+  return c:compute(y, y_pred, sample_weight, self.losses)
+end
+
+-- The metrics' batch weight: the first dimension of the first input.
+local function batch_size_of(x)
+  for _, t in ipairs(flatten(x)) do
+    if core.is_tensor(t) and t.nd > 0 then return tonumber(t.dims[0]) end
+  end
+  return 1
+end
+
+local function forward_and_loss(self, x, y, sw, training)
+  local y_pred = self(x, { training = training })
+  local loss, parts = self:compute_loss(x, y, y_pred, sw)
+  return y_pred, loss, parts
+end
+
+--- train_step(data): one optimizer step; returns the logs (running means
+-- since the last reset). The optimizer applies each weight's constraint
+-- right after its update, as in Keras; nothing here applies them again.
+function M.train_step(self, data)
+  local x, y, sw = data[1], data[2], data[3]
+  local c = compiled_of(self, "fit")
+  local vars = self.trainable_weights
+  local tape = GradientTape()
+  local y_pred, loss, parts = tape:record(forward_and_loss, self, x, y, sw, true)
+  if #vars > 0 then self.optimizer:apply_gradients(tape:gradient(loss, vars), vars) end
+  c:update(y, y_pred, sw, loss, parts, batch_size_of(x))
+  return c:logs()
+end
+
+--- test_step(data): the loss and metrics on one batch, in inference mode.
+function M.test_step(self, data)
+  local x, y, sw = data[1], data[2], data[3]
+  local c = compiled_of(self, "evaluate")
+  local y_pred, loss, parts = no_grad(forward_and_loss, self, x, y, sw, false)
+  c:update(y, y_pred, sw, loss, parts, batch_size_of(x))
+  return c:logs()
+end
+
+--- predict_step(data): the outputs for data[1], in inference mode.
+function M.predict_step(self, data)
+  return no_grad(self, data[1], { training = false })
+end
+
+return M
