@@ -5,6 +5,7 @@
 -- gelu, elu, selu, leaky_relu and silu are C ops (src/ops/activation.c); the
 -- rest are compositions of one to three ops whose gradients the tape derives.
 local core = require("klua.core")
+local registry = require("klua.registry")
 local tensor = require("klua.tensor")
 local ops = require("klua.ops")
 local op, T = core.op, tensor.T
@@ -46,26 +47,11 @@ function M.relu(x, negative_slope, max_value, threshold)
   return y
 end
 
-function M.relu6(x) return op("clip", T(x), nil, nil, { f = { 0, 6 } }) end
-
--- Keras 3: negative_slope 0.2 for the function (the LeakyReLU layer uses 0.3).
-function M.leaky_relu(x, negative_slope)
-  return op("leaky_relu", T(x), nil, nil, { f = { arg(negative_slope, "negative_slope", 0.2) } })
-end
-
-function M.elu(x, alpha) return op("elu", T(x), nil, nil, { f = { arg(alpha, "alpha", 1.0) } }) end
-
-function M.selu(x) return op("selu", T(x)) end
-
--- Keras's default is the exact form x * Phi(x) (approximate = false).
-function M.gelu(x, approximate)
-  return op("gelu", T(x), nil, nil, { ints = { arg(approximate, "approximate", false) and 1 or 0 } })
-end
+M.relu6, M.leaky_relu, M.elu, M.selu, M.gelu = ops.relu6, ops.leaky_relu, ops.elu, ops.selu, ops.gelu
 
 function M.sigmoid(x) return op("sigmoid", T(x)) end
 
--- Keras 3: relu6(x + 3) / 6.
-function M.hard_sigmoid(x) return op("clip", op("scale", T(x), nil, nil, { f = { 1 / 6, 0.5 } }), nil, nil, { f = { 0, 1 } }) end
+M.hard_sigmoid = ops.hard_sigmoid
 
 function M.tanh(x) return op("tanh", T(x)) end
 
@@ -74,24 +60,8 @@ function M.log_softmax(x, axis) return ops.log_softmax(T(x), arg(axis, "axis", -
 
 function M.softplus(x) return op("softplus", T(x)) end
 
-function M.softsign(x)
-  x = T(x)
-  return x / (op("abs", x) + 1)
-end
-
-function M.silu(x) return op("silu", T(x)) end
-M.swish = M.silu
-
-function M.hard_silu(x)
-  x = T(x)
-  return x * M.hard_sigmoid(x)
-end
-M.hard_swish = M.hard_silu
-
-function M.mish(x)
-  x = T(x)
-  return x * op("tanh", op("softplus", x))
-end
+M.softsign, M.silu, M.hard_silu, M.mish = ops.softsign, ops.silu, ops.hard_silu, ops.mish
+M.swish, M.hard_swish = M.silu, M.hard_silu
 
 function M.exponential(x) return op("exp", T(x)) end
 
@@ -101,30 +71,19 @@ for name, f in pairs(M) do names[f] = name end
 names[M.silu] = "silu"
 names[M.hard_silu] = "hard_silu"
 
---- get(identifier): an activation function from a name or a function; nil
--- gives linear (as in Keras).
+--- get(identifier): an activation function from a name, a registered name or
+-- a function; nil gives linear (as in Keras).
+local GET = { who = "activations.get", kind = "activation", builtins = M, functions = true,
+  named_functions = true, instantiate = false, hidden = { get = true, serialize = true, deserialize = true }, raise = core.raise }
 function M.get(id)
   if id == nil then return M.linear end
-  if type(id) == "function" then return id end
-  if type(id) == "string" then
-    local f = M[id]
-    if type(f) ~= "function" or id == "get" or id == "serialize" or id == "deserialize" then
-      core.raise(("activations.get: unknown activation '%s'"):format(id))
-    end
-    return f
-  end
-  if type(id) == "table" then
-    if type(id.class_name) == "string" then return M.get(id.class_name) end
-    local mt = getmetatable(id)
-    if mt and mt.__call then return id end
-  end
-  core.raise("activations.get: cannot interpret " .. tostring(id) .. " as an activation")
+  return registry.resolve(id, GET)
 end
 
 --- serialize(fn): the activation's name ("custom" for a function of the user's).
 function M.serialize(f)
   if f == nil then return "linear" end
-  return names[f] or "custom"
+  return names[f] or registry.name_of(f) or "custom"
 end
 M.deserialize = M.get
 

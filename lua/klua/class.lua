@@ -1,5 +1,6 @@
 -- class.lua — the one class helper: single inheritance, `Class(...)` builds an
--- instance and calls `__init`, `Class:extend(name)` makes a subclass.
+-- instance and calls `__init`, `Class:extend(name)` makes a subclass, and a
+-- class may define `__init_subclass(cls)` to prepare its subclasses.
 local class = {}
 
 local function new_class(name, parent)
@@ -16,7 +17,8 @@ local function new_class(name, parent)
       end
     end
   end
-  return setmetatable(cls, {
+  rawset(cls, "__class", true)
+  setmetatable(cls, {
     __index = parent,
     __call = function(c, ...)
       local obj = setmetatable({}, c)
@@ -26,6 +28,16 @@ local function new_class(name, parent)
     end,
     __tostring = function(c) return "class " .. c.__name end,
   })
+  -- A base class may prepare each subclass when it is made (klua.Layer
+  -- declares its properties and marks build() as building).
+  local hook = parent and parent.__init_subclass
+  if hook then hook(cls) end
+  return cls
+end
+
+--- is_class(x): a class made here (not an instance).
+function class.is_class(x)
+  return type(x) == "table" and rawget(x, "__class") == true
 end
 
 --- extend(name): a subclass of this class.

@@ -3,6 +3,7 @@
 -- A constraint is an object called on a weight that returns the projected
 -- tensor; optimizers assign it back. Axes are 1-based (Keras's axis=0 is 1).
 local core = require("klua.core")
+local registry = require("klua.registry")
 local class = require("klua.class")
 local tensor = require("klua.tensor")
 local ops = require("klua.ops")
@@ -92,31 +93,15 @@ end
 M.MaxNorm, M.NonNeg, M.UnitNorm, M.MinMaxNorm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
 M.max_norm, M.non_neg, M.unit_norm, M.min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
 
---- get(identifier): nil, a constraint, a function(w), a name or a config.
-function M.get(id)
-  if id == nil then return nil end
-  if type(id) == "function" then return id end
-  if type(id) == "string" then
-    local cls = M[id]
-    if type(cls) ~= "table" or id == "Constraint" then core.raise(("constraints.get: unknown constraint '%s'"):format(id)) end
-    return cls()
-  end
-  if type(id) == "table" then
-    if class.is_instance(id, Constraint) then return id end
-    if type(id.class_name) == "string" then
-      local cls = M[id.class_name] or require("klua.saving").get_registered(id.class_name)
-      if type(cls) ~= "table" then core.raise(("constraints.get: unknown constraint '%s'"):format(id.class_name)) end
-      return cls(id.config or {})
-    end
-    local mt = getmetatable(id)
-    if mt and mt.__call then return id end
-  end
-  core.raise("constraints.get: cannot interpret " .. tostring(id) .. " as a constraint")
-end
+--- get(identifier): nil, a constraint, a function(w), a name, a registered
+-- name or a config {class_name=, config=}.
+local GET = { who = "constraints.get", kind = "constraint", builtins = M, base = Constraint, functions = true,
+  hidden = { Constraint = true }, raise = core.raise }
+function M.get(id) return registry.resolve(id, GET) end
 
 function M.serialize(c)
-  if c == nil or type(c) == "function" then return nil end
-  return { class_name = c:class_name(), config = c:get_config() }
+  if c == nil then return nil end
+  return registry.serialize(c)
 end
 M.deserialize = M.get
 

@@ -54,6 +54,19 @@ if not C then
 end
 core.C = C
 core.ffi = ffi
+core.version = ffi.string(C.kl_version())
+
+-- Threads and memory (what klua.set_num_threads and klua.memory report).
+function core.set_num_threads(n) C.kl_set_num_threads(n) end
+function core.get_num_threads() return C.kl_get_num_threads() end
+function core.memory()
+  return {
+    live_bytes = tonumber(C.kl_mem_live_bytes()),
+    pool_bytes = tonumber(C.kl_mem_pool_bytes()),
+    allocations = tonumber(C.kl_mem_alloc_count()),
+    tensors = tonumber(C.kl_mem_tensor_count()),
+  }
+end
 
 -- Errors -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ local tensor = require("klua.tensor")
 local ops = require("klua.ops")
 
 local klua = {}
-klua._VERSION = require("ffi").string(core.C.kl_version())
+klua._VERSION = core.version
 klua.core = core
 klua.ops = ops
 klua.class = require("klua.class")
@@ -21,19 +21,11 @@ klua.random = require("klua.random")
 klua.Variable = require("klua.variable")
 klua.GradientTape = require("klua.tape")
 
-function klua.set_num_threads(n) core.C.kl_set_num_threads(n) end
-function klua.get_num_threads() return core.C.kl_get_num_threads() end
-
+klua.set_num_threads = core.set_num_threads
+klua.get_num_threads = core.get_num_threads
 --- memory(): bytes held by tensors in C, bytes cached for reuse, live tensors.
-function klua.memory()
-  local C = core.C
-  return {
-    live_bytes = tonumber(C.kl_mem_live_bytes()),
-    pool_bytes = tonumber(C.kl_mem_pool_bytes()),
-    allocations = tonumber(C.kl_mem_alloc_count()),
-    tensors = tonumber(C.kl_mem_tensor_count()),
-  }
-end
+klua.memory = core.memory
+klua.no_grad = require("klua.no_grad")
 
 -- Lazily loaded modules and the classes they export at the top level, as in
 -- Keras (klua.Layer, klua.Model, klua.Sequential, klua.Input).

@@ -5,10 +5,12 @@
 -- Without a seed, values come from the global klua.random stream; with one, the
 -- initializer gives the same values on every call (as in Keras 3) and leaves
 -- the global stream untouched. The distributions follow Keras's definitions.
-local ffi = require("ffi")
 local core = require("klua.core")
+local registry = require("klua.registry")
 local class = require("klua.class")
-local C = core.C
+local random = require("klua.random")
+local tensor = require("klua.tensor")
+local nn = require("klua.nn")
 
 local M = {}
 
@@ -16,20 +18,6 @@ local function shape_list(shape)
   if type(shape) == "number" then shape = { shape } end
   if type(shape) ~= "table" then core.raise("initializer: expected a shape table like {784, 64}, got " .. type(shape)) end
   return shape
-end
-
--- Run draw() from the seed's own stream, restoring the global stream after.
-local state_buf = ffi.new("uint64_t[2]")
-local function seeded(seed, draw)
-  if seed == nil then return draw() end
-  C.kl_random_get_state(state_buf)
-  local s0, s1 = state_buf[0], state_buf[1]
-  C.kl_random_seed(seed)
-  local ok, r = pcall(draw)
-  state_buf[0], state_buf[1] = s0, s1
-  C.kl_random_set_state(state_buf)
-  if not ok then error(r, 0) end
-  return r
 end
 
 local Initializer = class("Initializer")
@@ -53,12 +41,6 @@ end
 function Initializer:class_name() return rawget(getmetatable(self), "__name") end
 function Initializer:get_config() return {} end
 function Initializer:__tostring() return self:class_name() .. "()" end
-
-local function draw(fn, shape, a, b)
-  local nd, dims = core.shape_arg(shape, "initializer")
-  if a == nil then return core.wrap(fn(nd, dims)) end
-  return core.wrap(fn(nd, dims, a, b))
-end
 
 -- Keras's argument checks echo what they received.
 local function positive(cls, key, v)
@@ -96,13 +78,10 @@ local function define(name, parent, defaults)
 end
 
 local Zeros = define("Zeros")
-function Zeros:generate(shape) return draw(C.kl_tensor_zeros, shape) end
+function Zeros:generate(shape) return tensor.zeros(shape) end
 
 local Ones = define("Ones")
-function Ones:generate(shape)
-  local nd, dims = core.shape_arg(shape, "Ones")
-  return core.wrap(C.kl_tensor_full(nd, dims, 1.0))
-end
+function Ones:generate(shape) return tensor.ones(shape) end
 
 local Constant = define("Constant", nil, { { "value", 0.0 } })
 function Constant:validate()
@@ -110,21 +89,18 @@ function Constant:validate()
     core.raise("Constant: value must be a number. Received: value=" .. tostring(self.value))
   end
 end
-function Constant:generate(shape)
-  local nd, dims = core.shape_arg(shape, "Constant")
-  return core.wrap(C.kl_tensor_full(nd, dims, self.value))
-end
+function Constant:generate(shape) return tensor.full(shape, self.value) end
 
 local RandomNormal = define("RandomNormal", nil, { { "mean", 0.0 }, { "stddev", 0.05 }, { "seed", nil } })
 function RandomNormal:validate() positive("RandomNormal", "stddev", self.stddev) end
 function RandomNormal:generate(shape)
-  return seeded(self.seed, function() return draw(C.kl_random_normal, shape, self.mean, self.stddev) end)
+  return random.normal(shape, { mean = self.mean, stddev = self.stddev, seed = self.seed })
 end
 
 local TruncatedNormal = define("TruncatedNormal", nil, { { "mean", 0.0 }, { "stddev", 0.05 }, { "seed", nil } })
 function TruncatedNormal:validate() positive("TruncatedNormal", "stddev", self.stddev) end
 function TruncatedNormal:generate(shape)
-  return seeded(self.seed, function() return draw(C.kl_random_truncated_normal, shape, self.mean, self.stddev) end)
+  return random.truncated_normal(shape, { mean = self.mean, stddev = self.stddev, seed = self.seed })
 end
 
 local RandomUniform = define("RandomUniform", nil, { { "minval", -0.05 }, { "maxval", 0.05 }, { "seed", nil } })
@@ -135,7 +111,7 @@ function RandomUniform:validate()
   end
 end
 function RandomUniform:generate(shape)
-  return seeded(self.seed, function() return draw(C.kl_random_uniform, shape, self.minval, self.maxval) end)
+  return random.uniform(shape, { minval = self.minval, maxval = self.maxval, seed = self.seed })
 end
 
 -- Keras's compute_fans: kernels are (..., in, out); the leading sizes form the
@@ -181,15 +157,13 @@ function VarianceScaling:generate(shape)
   else
     scale = scale / math.max(1, (fan_in + fan_out) / 2)
   end
-  return seeded(self.seed, function()
-    if self.distribution == "truncated_normal" then
-      return draw(C.kl_random_truncated_normal, shape, 0.0, math.sqrt(scale) / TRUNC_STD)
-    elseif self.distribution == "untruncated_normal" then
-      return draw(C.kl_random_normal, shape, 0.0, math.sqrt(scale))
-    end
-    local limit = math.sqrt(3 * scale)
-    return draw(C.kl_random_uniform, shape, -limit, limit)
-  end)
+  if self.distribution == "truncated_normal" then
+    return random.truncated_normal(shape, { stddev = math.sqrt(scale) / TRUNC_STD, seed = self.seed })
+  elseif self.distribution == "untruncated_normal" then
+    return random.normal(shape, { stddev = math.sqrt(scale), seed = self.seed })
+  end
+  local limit = math.sqrt(3 * scale)
+  return random.uniform(shape, { minval = -limit, maxval = limit, seed = self.seed })
 end
 
 -- The named variance-scaling initializers: only the seed is configurable.
@@ -212,7 +186,7 @@ fixed("LecunUniform", 1.0, "fan_in", "uniform")
 
 -- Keras: QR of a normal (max(r,c), min(r,c)) matrix, Q's columns signed so
 -- that R's diagonal is positive, transposed when there are fewer rows than
--- columns, times gain. The QR runs in C (kl_orthonormal, Gram-Schmidt).
+-- columns, times gain. The QR runs in C (nn.orthonormal, Gram-Schmidt).
 local Orthogonal = define("Orthogonal", nil, { { "gain", 1.0 }, { "seed", nil } })
 function Orthogonal:generate(shape)
   if #shape < 2 then
@@ -221,10 +195,8 @@ function Orthogonal:generate(shape)
   local rows = 1
   for i = 1, #shape - 1 do rows = rows * shape[i] end
   local cols = shape[#shape]
-  local q = seeded(self.seed, function()
-    return draw(C.kl_random_normal, { math.max(rows, cols), math.min(rows, cols) }, 0.0, 1.0)
-  end)
-  q = core.wrap(C.kl_orthonormal(q.p))
+  local q = random.normal({ math.max(rows, cols), math.min(rows, cols) }, { seed = self.seed })
+  q = nn.orthonormal(q)
   if rows < cols then q = core.op("transpose", q, nil, nil, { ints = { 1, 0 } }) end
   q = core.op("reshape", q, nil, nil, { ints = shape })
   if self.gain ~= 1 then q = core.op("scale", q, nil, nil, { f = { self.gain, 0 } }) end
@@ -236,7 +208,7 @@ function Identity:generate(shape)
   if #shape ~= 2 then
     core.raise(("Identity: only 2D shapes are supported. Received: shape=%s"):format(core.shape_str(shape)))
   end
-  local eye = core.wrap(C.kl_eye(shape[1], shape[2]))
+  local eye = tensor.eye(shape[1], shape[2])
   if self.gain ~= 1 then eye = core.op("scale", eye, nil, nil, { f = { self.gain, 0 } }) end
   return eye
 end
@@ -255,42 +227,17 @@ local aliases = {
 for alias, name in pairs(aliases) do M[alias] = M[name] end
 M.IdentityInitializer, M.OrthogonalInitializer = M.Identity, M.Orthogonal
 
-local function is_class(x)
-  return type(x) == "table" and rawget(x, "__index") == x and rawget(x, "__name") ~= nil
-end
-
 --- get(identifier): an initializer from a name ("he_normal", "HeNormal"), a
--- config {class_name=, config=}, an initializer, a class or a function(shape).
-function M.get(id)
-  if id == nil then return nil end
-  local t = type(id)
-  if t == "function" then return id end
-  if t == "string" then
-    local cls = M[id]
-    if not is_class(cls) then
-      cls = require("klua.saving").get_registered(id)
-      if not is_class(cls) then core.raise(("initializers.get: unknown initializer '%s'"):format(id)) end
-    end
-    return cls()
-  end
-  if t == "table" then
-    if class.is_instance(id, Initializer) then return id end
-    if is_class(id) then return id() end
-    if type(id.class_name) == "string" then
-      local cls = M[id.class_name] or require("klua.saving").get_registered(id.class_name)
-      if not is_class(cls) then core.raise(("initializers.get: unknown initializer '%s'"):format(id.class_name)) end
-      return cls(id.config or {})
-    end
-    if getmetatable(id) and getmetatable(id).__call then return id end
-  end
-  core.raise("initializers.get: cannot interpret " .. tostring(id) .. " as an initializer")
-end
+-- registered name, a config {class_name=, config=}, an initializer, a class
+-- or a function(shape).
+local GET = { who = "initializers.get", kind = "initializer", builtins = M, base = Initializer, functions = true,
+  hidden = { Initializer = true }, raise = core.raise }
+function M.get(id) return registry.resolve(id, GET) end
 
---- serialize(init): {class_name=, config=} (a function serializes to nil).
+--- serialize(init): {class_name=, config=} (a plain function: its registered name, else nil).
 function M.serialize(init)
-  if init == nil or type(init) == "function" then return nil end
   if type(init) == "string" then return init end
-  return { class_name = init:class_name(), config = init:get_config() }
+  return registry.serialize(init)
 end
 
 M.deserialize = M.get

@@ -20,6 +20,12 @@
 --     and ignores other keys, so Class.from_config(config) is Class(config).
 local core = require("klua.core")
 local class = require("klua.class")
+local tensor = require("klua.tensor")
+local variable = require("klua.variable")
+local no_grad = require("klua.no_grad")
+local initializers = require("klua.initializers")
+local regularizers = require("klua.regularizers")
+local constraints = require("klua.constraints")
 
 local Layer = class("Layer")
 
@@ -27,12 +33,7 @@ Layer.UNKNOWN = -1          -- an unknown dimension, e.g. the batch
 Layer.supports_masking = false
 
 local unpack = unpack or table.unpack
-local bit = require("bit")
-local KL_FLAG_VARIABLE = 1
 
--- Per-variable metadata that the C tensor cannot hold: regularizer and
--- constraint. Keyed by the Variable's cdata (weak: dies with the variable).
-local var_info = setmetatable({}, { __mode = "k" })
 -- The mask attached to a tensor by the layer that produced it (Keras's
 -- `_keras_mask`). Weak keys: a mask lives as long as its tensor.
 local masks = setmetatable({}, { __mode = "k" })
@@ -42,9 +43,7 @@ local context = nil
 
 local is_tensor = core.is_tensor
 
-local function is_variable(x)
-  return is_tensor(x) and bit.band(x.flags, KL_FLAG_VARIABLE) ~= 0
-end
+local is_variable = variable.is_variable
 
 local function is_layer(x)
   return type(x) == "table" and rawget(x, "_klua_layer") == true
@@ -280,8 +279,8 @@ function getters.losses(self)
     for _, loss in ipairs(rawget(l, "_losses")) do out[#out + 1] = loss end
   end
   for _, v in ipairs(getters.trainable_weights(self)) do
-    local info = var_info[v]
-    if info and info.regularizer then out[#out + 1] = info.regularizer(v) end
+    local reg = variable.regularizer_of(v)
+    if reg then out[#out + 1] = reg(v) end
   end
   return out
 end
@@ -309,62 +308,56 @@ local function newindex(self, k, v)
   rawset(self, k, v)
 end
 
--- build() as seen through an instance marks the layer built when it returns,
--- so calling layer:build(shape) by hand and then layer(x) builds only once.
-local build_wrappers = setmetatable({}, { __mode = "k" })
+-- build() marks the layer built when it returns, so calling layer:build(shape)
+-- by hand and then layer(x) builds only once (Keras's build wrapper). Every
+-- `build` assigned to a layer class is wrapped once, when it is defined.
 local function wrap_build(f)
-  local w = build_wrappers[f]
-  if not w then
-    w = function(self, ...)
-      local r = f(self, ...)
-      if is_layer(self) then
-        rawset(self, "built", true)
-        if rawget(self, "_build_shapes") == nil then rawset(self, "_build_shapes", { ... }) end
-      end
-      return r
+  return function(self, ...)
+    local r = f(self, ...)
+    if is_layer(self) then
+      rawset(self, "built", true)
+      if rawget(self, "_build_shapes") == nil then rawset(self, "_build_shapes", { ... }) end
     end
-    build_wrappers[f] = w
+    return r
   end
-  return w
 end
 
 --------------------------------------------------------------------------------
--- Instance metatables. The class library decides what an instance's metatable
--- is; the first time a layer of a class is created, that metatable gets the
--- layer behaviour: properties, ordered tracking, __call and __tostring.
+-- Classes. Every layer class is its instances' metatable; when a subclass is
+-- made (klua.class calls __init_subclass) it gets, once: the properties
+-- (its parent's, copied, plus any it declares with Layer.property), an
+-- __index that reads them, a from_config that knows the class, and a class
+-- table that wraps each build() defined on it. __newindex, __call and
+-- __tostring are inherited as metamethods.
 
-local our_index = setmetatable({}, { __mode = "k" })
 local call_layer, layer_tostring
 
-local function install(mt)
-  if rawget(mt, "__klua_layer_mt") == mt then return end
-  local base = rawget(mt, "__index")
-  if base == nil or our_index[base] then base = mt end
-  local index
-  if type(base) == "function" then
-    index = function(t, k)
-      local g = getters[k]
-      if g then return g(t) end
-      local v = base(t, k)
-      if k == "build" and type(v) == "function" then return wrap_build(v) end
-      return v
-    end
-  else
-    index = function(t, k)
-      local g = getters[k]
-      if g then return g(t) end
-      local v = base[k]
-      if k == "build" and type(v) == "function" then return wrap_build(v) end
-      return v
-    end
+function Layer.__init_subclass(cls)
+  local parent = rawget(cls, "super")
+  local props = {}
+  if parent then for k, g in pairs(rawget(parent, "_properties")) do props[k] = g end end
+  rawset(cls, "_properties", props)
+  rawset(cls, "__index", function(t, k)
+    local g = props[k]
+    if g then return g(t) end
+    return cls[k]
+  end)
+  -- Keras's spelling Linear.from_config(config) (no self) must know the class.
+  rawset(cls, "from_config", function(a, b)
+    if b ~= nil then return a(b) end    -- Linear:from_config(config)
+    if cls == Layer then core.raise("Layer.from_config: call it on a class, e.g. Dense.from_config(config)") end
+    return cls(a)                       -- Linear.from_config(config)
+  end)
+  getmetatable(cls).__newindex = function(c, k, v)
+    if k == "build" and type(v) == "function" then v = wrap_build(v) end
+    rawset(c, k, v)
   end
-  our_index[index] = true
-  rawset(mt, "__index", index)
-  rawset(mt, "__newindex", newindex)
-  -- A class may define its own __call / __tostring (klua.Model's summary line).
-  if rawget(mt, "__call") == nil then rawset(mt, "__call", call_layer) end
-  if rawget(mt, "__tostring") == nil then rawset(mt, "__tostring", layer_tostring) end
-  rawset(mt, "__klua_layer_mt", mt)
+end
+
+--- Layer.property(cls, name, getter): a read-only property computed on
+-- access, for cls and the subclasses made after.
+function Layer.property(cls, name, getter)
+  rawget(cls, "_properties")[name] = getter
 end
 
 --------------------------------------------------------------------------------
@@ -386,8 +379,6 @@ end
 
 function Layer:__init(kw)
   if type(kw) ~= "table" then kw = {} end
-  local mt = getmetatable(self)
-  install(mt)
   -- Fields set before this call (a subclass that assigns first) are tracked
   -- too, in sorted order since their assignment order is lost.
   local early = {}
@@ -420,25 +411,8 @@ function Layer:__init(kw)
     rawset(self, "batch_input_shape", s)
   end
   if kw.activity_regularizer ~= nil then
-    rawset(self, "activity_regularizer", require("klua.regularizers").get(kw.activity_regularizer))
+    rawset(self, "activity_regularizer", regularizers.get(kw.activity_regularizer))
   end
-end
-
--- Class:extend gives each class its own from_config, so that the Keras
--- spelling Linear.from_config(config) (no self) knows which class to build.
-local base_extend = Layer.extend
-function Layer.extend(cls, ...)
-  local sub = base_extend(cls, ...)
-  rawset(sub, "from_config", function(a, b)
-    if b ~= nil then return a(b) end    -- Linear:from_config(config)
-    return sub(a)                       -- Linear.from_config(config)
-  end)
-  return sub
-end
-
-function Layer.from_config(a, b)
-  if b ~= nil then return a(b) end
-  core.raise("Layer.from_config: call it on a class, e.g. Dense.from_config(config)")
 end
 
 --------------------------------------------------------------------------------
@@ -456,7 +430,6 @@ end
 --   dtype ("float32"), regularizer, constraint.
 function Layer:add_weight(kw)
   kw = kw or {}
-  local klua = require("klua")
   local shape = shape_list(kw.shape or kw[1] or {}, "add_weight: shape", self)
   for i, d in ipairs(shape) do
     if d < 0 then self:raise("add_weight: shape %s has an unknown size at position %d", shape_str(shape), i) end
@@ -471,7 +444,7 @@ function Layer:add_weight(kw)
   if is_tensor(init) then
     value = init
   else
-    local ok, f = pcall(require("klua.initializers").get, init)
+    local ok, f = pcall(initializers.get, init)
     if not ok then self:raise("add_weight '%s': %s", name, tostring(f)) end
     value = f(shape)
     value = core.to_tensor(value)
@@ -486,22 +459,18 @@ function Layer:add_weight(kw)
     end
   end
   local trainable = kw.trainable ~= false
-  local v = klua.Variable(value, { name = name, trainable = trainable and rawget(self, "_trainable") })
-  local info = {}
-  if kw.regularizer ~= nil then info.regularizer = require("klua.regularizers").get(kw.regularizer) end
-  if kw.constraint ~= nil then info.constraint = require("klua.constraints").get(kw.constraint) end
-  info.path = rawget(self, "name") .. "/" .. name
-  var_info[v] = info
+  local v = variable.new(value, {
+    name = name, trainable = trainable and rawget(self, "_trainable"), path = rawget(self, "name") .. "/" .. name,
+    regularizer = regularizers.get(kw.regularizer), constraint = constraints.get(kw.constraint),
+  })
   local tracked = rawget(self, "_tracked")
   tracked[#tracked + 1] = v
   own[#own + 1] = { var = v, trainable = trainable }
   return v
 end
 
--- Metadata of a weight for optimizers and savers.
-function Layer.constraint_of(v) local i = var_info[v]; return i and i.constraint end
-function Layer.regularizer_of(v) local i = var_info[v]; return i and i.regularizer end
-function Layer.path_of(v) local i = var_info[v]; return i and i.path or (v.name or "variable") end
+-- Metadata of a weight (kept with the Variable: klua.variable).
+Layer.constraint_of, Layer.regularizer_of, Layer.path_of = variable.constraint_of, variable.regularizer_of, variable.path_of
 
 -- A loss to add to the training objective (inside call, usually).
 -- Set once any layer has held a loss: until then there is nothing to reset
@@ -582,14 +551,18 @@ end
 -- Layer.functional = { is_symbolic = function(x) ..., call = function(layer, args, kw) ... }
 Layer.functional = nil
 
+-- Build from the first call's input shapes, once.
+function Layer:_maybe_build(n, args)
+  if rawget(self, "built") then return end
+  local shapes = {}
+  for i = 1, n do shapes[i] = shape_of(args[i]) end
+  self:build(unpack(shapes, 1, n))
+  rawset(self, "built", true)
+  rawset(self, "_build_shapes", shapes)
+end
+
 local function run(self, n, args, kw)
-  if not rawget(self, "built") then
-    local shapes = {}
-    for i = 1, n do shapes[i] = shape_of(args[i]) end
-    self:build(unpack(shapes, 1, n))
-    rawset(self, "built", true)
-    rawset(self, "_build_shapes", shapes)
-  end
+  self:_maybe_build(n, args)
   args[n + 1] = kw
   local res = { self:call(unpack(args, 1, n + 1)) }
   local out = res[1]
@@ -646,7 +619,6 @@ end
 -- tape, and read the output's shape. Layers override this when they can say
 -- it without computing; a stateful call runs once more (losses are restored).
 function Layer:compute_output_shape(input_shape, ...)
-  local klua = require("klua")
   local function concrete(s)
     if type(s[1]) == "table" then
       local out = {}
@@ -655,16 +627,14 @@ function Layer:compute_output_shape(input_shape, ...)
     end
     local dims = {}
     for i, d in ipairs(s) do dims[i] = d < 0 and 1 or d end
-    return klua.zeros(dims)
+    return tensor.zeros(dims)
   end
   local saved = {}
   for _, l in ipairs(self:_flatten_layers()) do saved[l] = rawget(l, "_losses") end
-  local token = core.C.kl_grad_pause()
   local args = { concrete(input_shape) }
   for i, s in ipairs({ ... }) do args[i + 1] = concrete(s) end
   args[#args + 1] = { training = false }
-  local ok, out = pcall(call_layer, self, unpack(args))
-  core.C.kl_grad_resume(token)
+  local ok, out = pcall(no_grad, call_layer, self, unpack(args))
   for l, losses in pairs(saved) do rawset(l, "_losses", losses) end
   losses_ever = true
   if not ok then error(out, 0) end
@@ -726,7 +696,7 @@ function Layer:get_config()
     config.batch_size = s[1] ~= -1 and s[1] or nil
   end
   if rawget(self, "activity_regularizer") then
-    config.activity_regularizer = require("klua.regularizers").serialize(rawget(self, "activity_regularizer"))
+    config.activity_regularizer = regularizers.serialize(rawget(self, "activity_regularizer"))
   end
   return config
 end
@@ -758,5 +728,12 @@ layer_tostring = function(self)
   return string.format("%s '%s' (%d weight%s, %d params%s)", cname, name, #weights,
     #weights == 1 and "" or "s", n, extra)
 end
+
+Layer.__newindex = newindex
+Layer.__call = call_layer
+Layer.__tostring = layer_tostring
+Layer.__init_subclass(Layer)
+Layer._properties = rawget(Layer, "_properties")
+for k, g in pairs(getters) do Layer._properties[k] = g end
 
 return Layer

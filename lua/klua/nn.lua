@@ -254,12 +254,11 @@ end
 -- Activation names the fused kernels know (codes shared with src/ops/rnn.c).
 nn.rnn_activation_codes = { tanh = 0, sigmoid = 1, relu = 2, linear = 3, hard_sigmoid = 4 }
 
---- rnn_activation_code(id, what): the kernel's code for an activation given by
--- name or by klua.activations function; raises for others.
+--- rnn_activation_code(name, what): the kernel's code for an activation given
+-- by name (klua.activations.serialize names a function); raises for others.
 function nn.rnn_activation_code(id, what)
   local name = id
   if id == nil then name = "linear" end
-  if type(id) == "function" then name = require("klua.activations").serialize(id) end
   local code = nn.rnn_activation_codes[name]
   if not code then
     core.raise(("%s: activation %s is not supported by the fused recurrent kernel (use tanh, sigmoid, relu, linear or hard_sigmoid)")
@@ -274,5 +273,37 @@ end
 function nn.rnn(kind, inputs, opts)
   return nn.call(kind, inputs, { opts.go_backwards and 1 or 0, opts.activation or 0, opts.recurrent_activation or 1 })
 end
+
+--- batch_norm(x, mean, var, gamma, beta, eps): the fused op over the last
+-- axis, (x - mean) / sqrt(var + eps) * gamma + beta (src/ops/normalization.c).
+function nn.batch_norm(x, mean, var, gamma, beta, eps)
+  local list = { T(x), T(mean), T(var), T(gamma), T(beta) }
+  local at = core.fresh_attrs()
+  at.f[0] = eps or 1e-3
+  for i = 1, 5 do inbuf[i - 1] = list[i].p end
+  local r = core.wrap(C.kl_op_n(core.op_ids.batch_norm, 5, inbuf, at))
+  for i = 1, 5 do inbuf[i - 1] = nil end
+  return r
+end
+
+-- Metric kernels (src/kernels/metrics.c) --------------------------------------
+
+--- in_top_k(targets, predictions, k): 1 where the 0-based class index
+-- targets[r] is among the k largest entries of row r of the 2-D predictions.
+function nn.in_top_k(targets, predictions, k)
+  return core.wrap(C.kl_metric_in_top_k(targets.p, predictions.p, k))
+end
+
+--- confusion_counts(y_true, y_pred, weights, n, thresholds, top_k, class_id,
+-- tp, fp, tn, fn): adds the (weighted; weights may be nil) confusion counts at
+-- each of the n thresholds (double[n]) into the double[n] arrays tp..fn.
+function nn.confusion_counts(y_true, y_pred, weights, n, thresholds, top_k, class_id, tp, fp, tn, fn)
+  core.check(C.kl_metric_confusion(y_true.p, y_pred.p, weights and weights.p, n, thresholds,
+    top_k, class_id, tp, fp, tn, fn))
+end
+
+--- orthonormal(a): a (m, n) with m >= n -> q (m, n) with orthonormal columns
+-- (Gram-Schmidt in C; the Orthogonal initializer's QR).
+function nn.orthonormal(a) return core.wrap(C.kl_orthonormal(T(a).p)) end
 
 return nn

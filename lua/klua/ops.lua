@@ -3,7 +3,7 @@
 -- every computation is one call into C. Each op is also a tensor method.
 local core = require("klua.core")
 local tensor = require("klua.tensor")
-local C = core.C
+local no_grad = require("klua.no_grad")
 local op, raise, T = core.op, core.raise, tensor.T
 local methods = tensor.methods
 
@@ -43,11 +43,7 @@ function ops.convert_to_tensor(x) return T(x) end
 
 --- stop_gradient(x): the same values, invisible to every tape.
 function ops.stop_gradient(x)
-  local token = C.kl_grad_pause()
-  local ok, r = pcall(op, "copy", T(x))
-  C.kl_grad_resume(token)
-  if not ok then error(r, 0) end
-  return r
+  return no_grad(op, "copy", T(x))
 end
 
 -- Reductions --------------------------------------------------------------------
@@ -261,10 +257,42 @@ function ops.one_hot(indices, depth)
   return op("one_hot", T(indices), nil, nil, { ints = { depth } })
 end
 
--- Activations that live in klua.activations (C ops with Keras's arguments).
-for _, name in ipairs { "gelu", "elu", "selu", "leaky_relu", "silu", "swish", "relu6", "hard_sigmoid", "hard_silu",
-  "softsign", "mish" } do
-  ops[name] = function(...) return require("klua.activations")[name](...) end
+-- Activation functions with Keras's arguments (klua.activations names them).
+-- arg(v, key, default): an optional argument given as a value or in a table.
+local function arg(v, key, default)
+  if type(v) == "table" then v = v[key] end
+  if v == nil then return default end
+  return v
+end
+
+function ops.relu6(x) return op("clip", T(x), nil, nil, { f = { 0, 6 } }) end
+-- Keras 3: negative_slope 0.2 for the function (the LeakyReLU layer uses 0.3).
+function ops.leaky_relu(x, negative_slope)
+  return op("leaky_relu", T(x), nil, nil, { f = { arg(negative_slope, "negative_slope", 0.2) } })
+end
+function ops.elu(x, alpha) return op("elu", T(x), nil, nil, { f = { arg(alpha, "alpha", 1.0) } }) end
+function ops.selu(x) return op("selu", T(x)) end
+-- Keras's activation default is the exact form x * Phi(x) (approximate = false).
+function ops.gelu(x, approximate)
+  return op("gelu", T(x), nil, nil, { ints = { arg(approximate, "approximate", false) and 1 or 0 } })
+end
+-- Keras 3: relu6(x + 3) / 6.
+function ops.hard_sigmoid(x)
+  return op("clip", op("scale", T(x), nil, nil, { f = { 1 / 6, 0.5 } }), nil, nil, { f = { 0, 1 } })
+end
+function ops.softsign(x)
+  x = T(x)
+  return x / (op("abs", x) + 1)
+end
+function ops.silu(x) return op("silu", T(x)) end
+ops.swish = ops.silu
+function ops.hard_silu(x)
+  x = T(x)
+  return x * ops.hard_sigmoid(x)
+end
+function ops.mish(x)
+  x = T(x)
+  return x * op("tanh", op("softplus", x))
 end
 
 -- Convolution and pooling with Keras's arguments (lua/klua/nn.lua).

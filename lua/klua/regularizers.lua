@@ -3,6 +3,7 @@
 -- an object called on a weight, returning a scalar tensor:
 --   L1: l1 * sum(|w|)   L2: l2 * sum(w^2)   L1L2: both (Keras 3 defaults 0).
 local core = require("klua.core")
+local registry = require("klua.registry")
 local class = require("klua.class")
 local tensor = require("klua.tensor")
 local op, T = core.op, tensor.T
@@ -65,32 +66,15 @@ function L1L2:get_config() return { l1 = self.l1, l2 = self.l2 } end
 M.L1, M.L2, M.L1L2 = L1, L2, L1L2
 M.l1, M.l2, M.l1_l2 = L1, L2, L1L2
 
---- get(identifier): nil, a regularizer, a function(w), a name ("l2") or a
--- config {class_name=, config=}.
-function M.get(id)
-  if id == nil then return nil end
-  if type(id) == "function" then return id end
-  if type(id) == "string" then
-    local cls = M[id]
-    if type(cls) ~= "table" or id == "Regularizer" then core.raise(("regularizers.get: unknown regularizer '%s'"):format(id)) end
-    return cls()
-  end
-  if type(id) == "table" then
-    if class.is_instance(id, Regularizer) then return id end
-    if type(id.class_name) == "string" then
-      local cls = M[id.class_name] or require("klua.saving").get_registered(id.class_name)
-      if type(cls) ~= "table" then core.raise(("regularizers.get: unknown regularizer '%s'"):format(id.class_name)) end
-      return cls(id.config or {})
-    end
-    local mt = getmetatable(id)
-    if mt and mt.__call then return id end
-  end
-  core.raise("regularizers.get: cannot interpret " .. tostring(id) .. " as a regularizer")
-end
+--- get(identifier): nil, a regularizer, a function(w), a name ("l2"), a
+-- registered name or a config {class_name=, config=}.
+local GET = { who = "regularizers.get", kind = "regularizer", builtins = M, base = Regularizer, functions = true,
+  hidden = { Regularizer = true }, raise = core.raise }
+function M.get(id) return registry.resolve(id, GET) end
 
 function M.serialize(r)
-  if r == nil or type(r) == "function" then return nil end
-  return { class_name = r:class_name(), config = r:get_config() }
+  if r == nil then return nil end
+  return registry.serialize(r)
 end
 M.deserialize = M.get
 

@@ -6,6 +6,7 @@ local ffi = require("ffi")
 local core = require("klua.core")
 local tensor = require("klua.tensor")
 local class = require("klua.class")
+local no_grad = require("klua.no_grad")
 local C, raise = core.C, core.raise
 
 local GradientTape = class("GradientTape")
@@ -54,11 +55,7 @@ end
 
 --- stop_recording(fn, ...): run fn without recording on any tape.
 function GradientTape:stop_recording(fn, ...)
-  local token = C.kl_grad_pause()
-  local res = { pcall(fn, ...) }
-  C.kl_grad_resume(token)
-  if not res[1] then error(res[2], 0) end
-  return unpack(res, 2, table.maxn(res))
+  return no_grad(fn, ...)
 end
 
 --- gradient(target, sources[, output_gradients]): gradients in the order of

@@ -11,12 +11,13 @@ local M = {}
 local state = debug.getregistry().klua_tensor_state
 local first_load = state == nil
 if first_load then
-  state = { methods = {}, var_info = {} }
+  state = { methods = {}, var_info = setmetatable({}, { __mode = "k" }) }
   debug.getregistry().klua_tensor_state = state
 end
 local methods = state.methods  -- filled here and by ops.lua: t:sum(), t:reshape{}, ...
 M.methods = methods
--- Variables keep their Lua-side attributes here, keyed by tensor id.
+-- Variables keep their Lua-side attributes here (klua.variable fills it),
+-- keyed by the Variable itself: weak, so the entry dies with the Variable.
 local var_info = state.var_info
 M.var_info = var_info
 
@@ -257,7 +258,7 @@ local function tostring_tensor(t)
   local shape = core.shape_str(core.shape_of(t))
   local head = "tensor("
   if bit.band(t.flags, FLAG_VARIABLE) ~= 0 then
-    local info = var_info[tonumber(t.id)] or {}
+    local info = var_info[t] or {}
     head = ("Variable '%s' "):format(info.name or "variable") .. "("
   end
   local body = format_values(t):gsub("\n", "\n" .. (" "):rep(#head))
@@ -274,6 +275,8 @@ local op = core.op
 local function scale(t, a, b) return op("scale", t, nil, nil, { f = { a, b } }) end
 
 -- Fields of the C struct, read through the handle.
+-- Fields of a Variable kept in var_info (Keras's Variable attributes).
+local var_fields = { name = true, path = true, regularizer = true, constraint = true }
 local raw_fields = { nd = true, dims = true, strides = true, count = true, data = true, id = true, flags = true,
   refcount = true, contiguous = true, storage = true }
 
@@ -282,10 +285,10 @@ local mt = {
     local m = methods[k]
     if m ~= nil then return m end
     if raw_fields[k] then return t.p[k] end
-    if k == "name" or k == "trainable" then
-      local info = var_info[tonumber(t.id)]
-      if k == "trainable" then return bit.band(t.flags, FLAG_TRAINABLE) ~= 0 end
-      return info and info.name or nil
+    if k == "trainable" then return bit.band(t.flags, FLAG_TRAINABLE) ~= 0 end
+    if var_fields[k] then
+      local info = var_info[t]
+      return info and info[k] or nil
     end
     if k == "shape_tuple" then return core.shape_of(t) end
     return nil
@@ -295,10 +298,10 @@ local mt = {
     if k == "trainable" then
       t.flags = v and bit.bor(t.flags, FLAG_TRAINABLE) or bit.band(t.flags, bit.bnot(FLAG_TRAINABLE))
       return
-    elseif k == "name" then
-      local id = tonumber(t.id)
-      var_info[id] = var_info[id] or {}
-      var_info[id].name = v
+    elseif var_fields[k] then
+      local info = var_info[t]
+      if not info then info = {}; var_info[t] = info end
+      info[k] = v
       return
     end
     raise("tensor: cannot set field '" .. tostring(k) .. "'")
@@ -335,5 +338,28 @@ local mt = {
   __tostring = tostring_tensor,
 }
 if first_load then ffi.metatype("kl_handle", mt) end
+
+-- Whole-tensor queries that return Lua values, for modules that may not call C.
+
+--- sum_all(t): the sum of all elements as a Lua number (summed in double).
+function M.sum_all(t) return C.kl_sum_all(t.p) end
+
+--- same_shape(a, b): true when the two tensors have the same shape.
+function M.same_shape(a, b) return C.kl_tensor_same_shape(a.p, b.p) ~= 0 end
+
+--- from_doubles(shape, ptr): copy raw doubles (a double* buffer) into a new tensor.
+function M.from_doubles(shape, ptr)
+  local nd, d = core.shape_arg(shape, "from_doubles")
+  return wrap(C.kl_tensor_from_doubles(nd, d, ptr))
+end
+
+--- row_view(t, i): row i (1-based) along t's first axis, a view sharing t's storage.
+function M.row_view(t, i)
+  local p = t.p
+  if p.nd < 1 or i < 1 or i > p.dims[0] then
+    raise(("row_view: row %s is out of range for shape %s"):format(tostring(i), core.shape_str(core.shape_of(t))))
+  end
+  return wrap(C.kl_tensor_view(p, p.nd - 1, p.dims + 1, p.strides + 1, (i - 1) * p.strides[0]))
+end
 
 return M

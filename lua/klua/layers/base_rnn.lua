@@ -16,14 +16,13 @@ local activations = require("klua.activations")
 local initializers = require("klua.initializers")
 local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
+local random = require("klua.random")
+local tensor = require("klua.tensor")
 
 local BaseRNN = Layer:extend("BaseRNN")
 local unpack = unpack or table.unpack
 
-local function zeros(shape)
-  local nd, dims = core.shape_arg(shape, "zeros")
-  return core.wrap(core.C.kl_tensor_zeros(nd, dims))
-end
+local zeros = tensor.zeros
 
 -- (T-1, ..., 0): reverses the time axis with ops.take (cached per length).
 local index_cache = setmetatable({}, { __mode = "v" })
@@ -50,11 +49,11 @@ function BaseRNN:__init(kind, units, kw, opts)
   local cname = Layer.class_name(self)
   self.kind, self.units = kind, units
   self.activation = activations.get(kw.activation == nil and "tanh" or kw.activation)
-  self._act_code = nn.rnn_activation_code(self.activation, cname)
+  self._act_code = nn.rnn_activation_code(activations.serialize(self.activation), cname)
   if opts.recurrent_activation then
     local ra = kw.recurrent_activation == nil and "sigmoid" or kw.recurrent_activation
     self.recurrent_activation = activations.get(ra)
-    self._ract_code = nn.rnn_activation_code(self.recurrent_activation, cname)
+    self._ract_code = nn.rnn_activation_code(activations.serialize(self.recurrent_activation), cname)
   end
   self.use_bias = kw.use_bias ~= false
   self.kernel_initializer = initializers.get(kw.kernel_initializer or "glorot_uniform")
@@ -77,6 +76,12 @@ function BaseRNN:__init(kind, units, kw, opts)
     self:raise("recurrent_dropout is not supported by the fused recurrent kernel. Received: recurrent_dropout=%s", tostring(self.recurrent_dropout))
   end
   self.seed = kw.seed
+  if self.seed ~= nil then
+    if type(self.seed) ~= "number" or self.seed % 1 ~= 0 then
+      self:raise("seed must be an integer. Received: seed=%s", tostring(self.seed))
+    end
+    self.seed_generator = random.Generator(self.seed)   -- the dropout masks' own stream
+  end
   self.return_sequences = kw.return_sequences == true
   self.return_state = kw.return_state == true
   self.go_backwards = kw.go_backwards == true
@@ -146,7 +151,7 @@ function BaseRNN:_run(x, kw, states)
   if kw.training and self.dropout > 0 then
     -- Keras 3: one input mask per sequence, the same at every timestep.
     local keep = 1 - self.dropout
-    local m = require("klua.random").bernoulli({ n, 1, d }, keep)
+    local m = random.bernoulli({ n, 1, d }, keep, { seed = rawget(self, "seed_generator") })
     x = x * (m / keep)
   end
   local bias = self.bias or self:_zero_bias()

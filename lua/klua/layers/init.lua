@@ -1,12 +1,13 @@
 -- layers/init.lua — klua.layers: the built-in layer classes, one per file in
 -- this directory (file name = class name in lower case), loaded on first use:
 --   klua.layers.Dense  -> require("klua.layers.dense")
--- Every class loaded here is registered with klua.saving under its name.
+-- Every class loaded here is registered (klua.registry) under its name.
+local registry = require("klua.registry")
 local layers = {}
 
--- Class name -> module file. Each section belongs to the engineer named in it.
+-- Class name -> module file.
 local files = {
-  -- core layers, normalisation, embedding, merging (Layer API owner)
+  -- core layers, normalisation, embedding, merging
   Dense = "dense", Activation = "activation", Dropout = "dropout", Flatten = "flatten",
   Reshape = "reshape", Permute = "permute", RepeatVector = "repeatvector", Lambda = "lambda",
   BatchNormalization = "batchnormalization", LayerNormalization = "layernormalization",
@@ -16,7 +17,7 @@ local files = {
   -- activation layers (Keras also has these as classes)
   ReLU = "relu", LeakyReLU = "leakyrelu", ELU = "elu", Softmax = "softmax",
 
-  -- convolution, pooling, resizing, recurrent, attention (layers engineer)
+  -- convolution, pooling, resizing, recurrent, attention
   Conv1D = "conv1d", Conv2D = "conv2d", Conv2DTranspose = "conv2dtranspose", DepthwiseConv2D = "depthwiseconv2d",
   MaxPooling1D = "maxpooling1d", MaxPooling2D = "maxpooling2d",
   AveragePooling1D = "averagepooling1d", AveragePooling2D = "averagepooling2d",
@@ -39,7 +40,7 @@ setmetatable(layers, {
     if not file then return nil end
     local cls = require("klua.layers." .. file)
     rawset(t, name, cls)
-    require("klua.saving").register_serializable(cls, { package = "klua" })
+    registry.register(cls, { package = "klua" })
     return cls
   end,
 })
@@ -47,20 +48,22 @@ setmetatable(layers, {
 -- Keras's lower-case helpers.
 layers.Layer = require("klua.layer")
 
---- deserialize(config): a layer from {class_name=, config=}.
+--- deserialize(config): a layer from {class_name=, config=} (registered
+-- classes and the built-in layers).
 function layers.deserialize(config)
   local core = require("klua.core")
   if type(config) ~= "table" or type(config.class_name) ~= "string" then
     core.raise("layers.deserialize: expected {class_name=..., config={...}}")
   end
-  local cls = require("klua.saving").get_registered(config.class_name)
-  if not cls then core.raise(("layers.deserialize: unknown layer class '%s' (register it with klua.saving.register_serializable)"):format(config.class_name)) end
+  local name = config.class_name
+  local cls = registry.lookup(name) or layers[name:match(">(.+)$") or name]
+  if not cls then core.raise(("layers.deserialize: unknown layer class '%s' (register it with klua.saving.register_serializable)"):format(name)) end
   return cls.from_config(config.config or {})
 end
 
 --- serialize(layer): {class_name=, config=}.
 function layers.serialize(layer)
-  return { class_name = layer:class_name(), config = layer:get_config() }
+  return { class_name = registry.name_of(getmetatable(layer)), config = layer:get_config() }
 end
 
 return layers

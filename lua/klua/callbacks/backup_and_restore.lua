@@ -1,0 +1,50 @@
+-- backup_and_restore.lua — BackupAndRestore: an interrupted fit resumes where it stopped.
+local core = require("klua.core")
+local saving = require("klua.saving")
+local Callback = require("klua.callbacks.callback")
+
+local BackupAndRestore = Callback:extend("BackupAndRestore")
+
+--- BackupAndRestore(backup_dir, {save_freq="epoch", delete_checkpoint=true}):
+-- saves weights, optimizer state, the epoch, klua.random's state and the
+-- state of the other callbacks at each epoch end (atomically); a later fit
+-- with the same callback resumes from there as if never interrupted. The
+-- backup is deleted when training ends normally.
+function BackupAndRestore:__init(backup_dir, kw)
+  Callback.__init(self)
+  if type(backup_dir) == "table" and kw == nil then kw, backup_dir = backup_dir, backup_dir.backup_dir end
+  if type(backup_dir) ~= "string" or backup_dir == "" then core.raise("BackupAndRestore: backup_dir must be a non-empty string") end
+  kw = kw or {}
+  self.backup_dir = backup_dir
+  self.save_freq = kw.save_freq or "epoch"
+  if self.save_freq ~= "epoch" and self.save_freq ~= false then
+    core.raise("BackupAndRestore: only save_freq=\"epoch\" (or false) is supported. Received: save_freq=" .. tostring(self.save_freq))
+  end
+  self.delete_checkpoint = kw.delete_checkpoint ~= false
+  self.path = backup_dir:gsub("/+$", "") .. "/backup.klua"
+end
+
+-- fit hands over its CallbackList so that the other callbacks' state is saved too.
+function BackupAndRestore:set_callback_list(list) self.callback_list = list end
+
+function BackupAndRestore:on_train_begin()
+  os.execute(("mkdir -p '%s'"):format(self.backup_dir:gsub("'", "'\\''")))
+  local f = io.open(self.path, "rb")
+  if not f then return end
+  f:close()
+  local state = saving.restore_training_state(self.model, self.path, self.callback_list and self.callback_list.callbacks)
+  rawset(self.model, "_initial_epoch", state.epoch + 1)
+end
+
+function BackupAndRestore:on_epoch_end(epoch)
+  if self.save_freq ~= "epoch" then return end
+  saving.save_training_state(self.model, self.path, {
+    epoch = epoch, callbacks = self.callback_list and self.callback_list.callbacks,
+  })
+end
+
+function BackupAndRestore:on_train_end()
+  if self.delete_checkpoint then os.remove(self.path) end
+end
+
+return BackupAndRestore

@@ -1,0 +1,55 @@
+-- callback_list.lua — CallbackList: what fit / evaluate / predict call hooks on.
+-- It forwards each hook to every callback and adds History / ProgbarLogger when asked.
+local core = require("klua.core")
+local class = require("klua.class")
+local Callback = require("klua.callbacks.callback")
+local HOOKS = require("klua.callbacks.hooks")
+local History = require("klua.callbacks.history")
+local ProgbarLogger = require("klua.callbacks.progbar_logger")
+
+local CallbackList = class("CallbackList")
+
+--- CallbackList(list, {add_history=, add_progbar=, model=, verbose=, epochs=, steps=})
+function CallbackList:__init(list, kw)
+  kw = kw or {}
+  self.callbacks = {}
+  if list ~= nil and type(list) ~= "table" then core.raise("callbacks must be a list of Callback objects") end
+  if class.is_instance(list, Callback) then list = { list } end
+  for i, cb in ipairs(list or {}) do
+    if not class.is_instance(cb, Callback) then
+      core.raise(("callbacks[%d] is not a klua.callbacks.Callback (got %s)"):format(i, class.name_of(cb)))
+    end
+    self.callbacks[#self.callbacks + 1] = cb
+  end
+  for _, cb in ipairs(self.callbacks) do
+    if class.is_instance(cb, History) then self.history = cb end
+    if class.is_instance(cb, ProgbarLogger) then self.progbar = cb end
+  end
+  if kw.add_history and not self.history then
+    self.history = History()
+    self.callbacks[#self.callbacks + 1] = self.history
+  end
+  if kw.add_progbar and not self.progbar then
+    self.progbar = ProgbarLogger()
+    self.callbacks[#self.callbacks + 1] = self.progbar
+  end
+  self.model = kw.model
+  if kw.model then for _, cb in ipairs(self.callbacks) do cb:set_model(kw.model) end end
+  local params = { verbose = kw.verbose, epochs = kw.epochs, steps = kw.steps }
+  self:set_params(params)
+end
+
+function CallbackList:set_params(params)
+  self.params = params
+  for _, cb in ipairs(self.callbacks) do cb:set_params(params) end
+end
+
+function CallbackList:append(cb) self.callbacks[#self.callbacks + 1] = cb; cb:set_model(self.model); cb:set_params(self.params) end
+
+for _, h in ipairs(HOOKS) do
+  CallbackList[h] = function(self, a, b)
+    for _, cb in ipairs(self.callbacks) do cb[h](cb, a, b) end
+  end
+end
+
+return CallbackList

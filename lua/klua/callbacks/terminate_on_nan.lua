@@ -1,0 +1,15 @@
+-- terminate_on_nan.lua — TerminateOnNaN: stops fit at the first NaN or infinite batch loss.
+local Callback = require("klua.callbacks.callback")
+local monitor = require("klua.callbacks.monitor")
+
+local TerminateOnNaN = Callback:extend("TerminateOnNaN")
+
+function TerminateOnNaN:on_batch_end(batch, logs)
+  local loss = monitor.log_value(logs, "loss")
+  if loss ~= nil and (loss ~= loss or loss == math.huge or loss == -math.huge) then
+    print(("Batch %d: Invalid loss, terminating training"):format(batch))
+    self.model.stop_training = true
+  end
+end
+
+return TerminateOnNaN

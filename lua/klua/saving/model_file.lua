@@ -1,0 +1,116 @@
+-- saving/model_file.lua — whole models in one file: model:save("m.klua")
+-- writes the weights (saving/weights.lua) plus the model config and compile
+-- config (JSON strings in the safetensors __metadata__) and the optimizer's
+-- slots; klua.models.load_model reads them back, taking classes from the
+-- registry, never from code in the file.
+local core = require("klua.core")
+local json = require("klua.json")
+local registry = require("klua.registry")
+local safetensors = require("klua.saving.safetensors")
+local serialization = require("klua.saving.serialization")
+local weights = require("klua.saving.weights")
+
+local M = {}
+
+local VERSION = core.version
+
+local function compile_config(model)
+  local args = rawget(model, "_compile_args")
+  if not args then return nil end
+  local spec = serialization.serialize_spec
+  local ok, text = pcall(function()
+    return json.encode({
+      optimizer = args.optimizer, loss = spec(args.loss, "losses"), loss_weights = args.loss_weights,
+      metrics = spec(args.metrics, "metrics"), weighted_metrics = spec(args.weighted_metrics, "metrics"),
+    })
+  end)
+  if not ok then
+    io.stderr:write(("klua warning: save: the compile arguments cannot be saved (%s); load_model will return the model uncompiled\n")
+      :format(tostring(text)))
+    return nil
+  end
+  return text
+end
+
+--- save_model(model, path, {include_optimizer=true}).
+function M.save_model(model, path, kw)
+  kw = kw or {}
+  local entries = weights.check_built(model, "save")
+  local list = {}
+  for i, e in ipairs(entries) do
+    if e.path:find("^optimizer/") then model:raise("save: the weight path '%s' is reserved for the optimizer", e.path) end
+    list[i] = { name = e.path, tensor = e.var }
+  end
+  local ok, config = pcall(function() return json.encode(serialization.serialize_layer(model)) end)
+  if not ok then model:raise("save: cannot write the model config: %s", tostring(config)) end
+  local metadata = {
+    format = "klua.model", klua_version = VERSION, model_config = config, compile_config = compile_config(model),
+  }
+  local opt = rawget(model, "optimizer")
+  if kw.include_optimizer ~= false and opt and metadata.compile_config then
+    local olist, meta = weights.optimizer_entries(opt)
+    for _, e in ipairs(olist) do list[#list + 1] = e end
+    metadata.optimizer_state = json.encode(serialization.to_plain(meta))
+  end
+  safetensors.write_safetensors(path, "save", list, metadata)
+end
+
+--- decode_meta(info, key, who): a JSON value of the file's metadata (nil if absent).
+function M.decode_meta(info, key, who)
+  local text = info.metadata[key]
+  if text == nil then return nil end
+  local ok, v = pcall(json.decode, text)
+  if not ok then
+    safetensors.close(info)
+    core.raise(("%s: %s: %s is not valid JSON (%s)"):format(who, info.path, key, tostring(v)))
+  end
+  return v
+end
+local decode_meta = M.decode_meta
+
+--- load_model(path, {compile=true, custom_objects={Name = Class}}).
+function M.load_model(path, kw)
+  kw = kw or {}
+  local who = "load_model"
+  local info = safetensors.read_header(path, who)
+  if info.metadata.format ~= "klua.model" then
+    safetensors.close(info)
+    core.raise(("%s: %s is not a klua model file (its metadata has no model config); for weights only, use model:load_weights")
+      :format(who, path))
+  end
+  local config = decode_meta(info, "model_config", who)
+  local ok, model = pcall(serialization.deserialize_layer, config, kw.custom_objects)
+  if not ok then
+    safetensors.close(info)
+    error(("%s: %s: %s"):format(who, path, tostring(model):gsub("^[^\n]-:%d+: ", "")), 0)
+  end
+  weights.assign_weights(model, info, who, false)
+  local cc = decode_meta(info, "compile_config", who)
+  if cc and kw.compile ~= false then
+    local spec = serialization.deserialize_spec
+    local okc, err = pcall(function()
+      registry.with_custom_objects(kw.custom_objects, function()
+        model:compile{
+          optimizer = cc.optimizer, loss = spec(cc.loss, "losses"), loss_weights = cc.loss_weights,
+          metrics = spec(cc.metrics, "metrics"), weighted_metrics = spec(cc.weighted_metrics, "metrics"),
+        }
+      end)
+      local ometa = decode_meta(info, "optimizer_state", who)
+      if ometa then weights.restore_optimizer(rawget(model, "optimizer"), info, ometa, who) end
+    end)
+    if not okc then
+      safetensors.close(info)
+      error(err, 0)
+    end
+  end
+  safetensors.close(info)
+  return model
+end
+
+function M.model_from_json(text, kw)
+  local ok, config = pcall(json.decode, text)
+  if not ok then core.raise("model_from_json: " .. tostring(config)) end
+  return serialization.deserialize_layer(config, kw and kw.custom_objects)
+end
+
+return M
