@@ -6,12 +6,9 @@ local klua = require("klua")
 local L = klua.layers
 local cbs = klua.callbacks
 local pty = dofile("tests/pty.lua")
-
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local helpers = require("helpers")
+local err_of, exists, max_abs_diff = helpers.err_of, helpers.exists, helpers.max_abs_diff
+local tmpdir, remove_tree = helpers.tmpdir, helpers.remove_tree
 
 local function tiny(lr)
   klua.random.seed(21)
@@ -26,19 +23,6 @@ local Y = klua.tensor{ { 3 }, { 3 }, { 1 }, { 1 }, { 4 }, { 4 }, { 4 }, { 0 } }
 -- Puts a scripted value into the logs (callbacks run in list order and share logs).
 local function script_metric(name, values)
   return cbs.LambdaCallback{ on_epoch_end = function(epoch, logs) logs[name] = values[epoch + 1] end }
-end
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  os.execute("mkdir -p " .. d)
-  return d
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
 end
 
 describe("Callback hooks", function()
@@ -130,7 +114,7 @@ describe("EarlyStopping", function()
     local es = cbs.EarlyStopping{ monitor = "score", patience = 2, restore_best_weights = true }
     m:fit{ x = X, y = Y, epochs = 10, verbose = 0, callbacks = { script_metric("score", { 3, 1, 2, 2, 2 }), snap, es } }
     local w = m:get_weights()
-    for i = 1, #w do assert.are.equal(0, klua.ops.max(klua.ops.abs(w[i] - snapshots[2][i])):item()) end
+    for i = 1, #w do assert.are.equal(0, max_abs_diff(w[i], snapshots[2][i])) end
   end)
 
   it("warns when the monitored value is missing", function()
@@ -151,14 +135,14 @@ describe("ModelCheckpoint", function()
     assert.is_false(exists(dir .. "/ckpt-03.klua"))
     assert.is_true(exists(dir .. "/ckpt-04.klua"))
     local back = klua.models.load_model(dir .. "/ckpt-04.klua")
-    assert.are.equal(0, klua.ops.max(klua.ops.abs(back:predict(X, { verbose = 0 }) - m:predict(X, { verbose = 0 }))):item())
+    assert.are.equal(0, max_abs_diff(back:predict(X, { verbose = 0 }), m:predict(X, { verbose = 0 })))
     local up = cbs.ModelCheckpoint(dir .. "/best.klua", { monitor = "score", save_best_only = true, mode = "max" })
     local saves = 0
     local count = cbs.LambdaCallback{ on_epoch_end = function() if up.last_saved then saves = saves + 1; up.last_saved = nil end end }
     m:fit{ x = X, y = Y, epochs = 4, verbose = 0, callbacks = { script_metric("score", { 1, 3, 2, 4 }), up, count } }
     assert.are.equal(3, saves)
     assert.are.equal(4, up.best)
-    os.execute("rm -rf " .. dir)
+    remove_tree(dir)
   end)
 
   it("writes weights only with save_weights_only, every epoch by default", function()
@@ -170,8 +154,8 @@ describe("ModelCheckpoint", function()
     assert.are.equal("klua.weights", meta.format)
     local other = tiny()
     other:load_weights(path)
-    assert.are.equal(0, klua.ops.max(klua.ops.abs(other(X) - m(X))):item())
-    os.execute("rm -rf " .. dir)
+    assert.are.equal(0, max_abs_diff(other(X), m(X)))
+    remove_tree(dir)
   end)
 
   it("formats log values into the path and names what is missing", function()
@@ -254,7 +238,7 @@ describe("BackupAndRestore", function()
     m:fit{ x = X, y = Y, epochs = 2, verbose = 0, callbacks = { cbs.BackupAndRestore(dir), peek } }
     assert.is_true(seen)
     assert.is_false(exists(dir .. "/backup.klua"))
-    os.execute("rm -rf " .. dir)
+    remove_tree(dir)
   end)
 end)
 
@@ -302,17 +286,13 @@ io.write("done\n")
 
   local function script_file()
     local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(script)
-    f:close()
+    helpers.write_file(path, script)
     return path
   end
 
   it("prints one line per epoch and no carriage returns on a pipe", function()
     local path = script_file()
-    local p = assert(io.popen("build/klua " .. path .. " 2>&1"))
-    local out = p:read("*a")
-    p:close()
+    local out = helpers.run_klua(path)
     os.remove(path)
     assert.is_nil(out:find("\r", 1, true))
     local lines = {}
@@ -328,20 +308,16 @@ io.write("done\n")
 
   it("prints the verbose=2 line and nothing with verbose=0", function()
     local path = script_file()
-    local p = assert(io.popen("build/klua " .. path .. " 2 2>&1"))
-    local out = p:read("*a")
-    p:close()
+    local out = helpers.run_klua(path .. " 2")
     assert.matches("Epoch 1/2\n8/8 %- %d+s %- loss: [%d.]+ %- mae: [%d.]+ %- %d+[mu]?s/epoch %- %d+[mu]?s/step\nEpoch 2/2\n", out)
-    p = assert(io.popen("build/klua " .. path .. " 0 2>&1"))
-    out = p:read("*a")
-    p:close()
+    out = helpers.run_klua(path .. " 0")
     os.remove(path)
     assert.are.equal("done\n", out)
   end)
 
   it("redraws the line in place with an ETA on a terminal", function()
     local path = script_file()
-    local s = pty.spawn({ "build/klua", path }, { cols = 200 })
+    local s = pty.spawn({ helpers.EXE, path }, { cols = 200 })
     local ok, err = pcall(function()
       s:expect("done", 10)
       assert.are.equal(0, s:wait(5))

@@ -7,6 +7,8 @@ local L = klua.layers
 local ref = require("fixtures.conv_ref")
 local fx = require("fixtures.det")
 local det, near = fx.det, fx.near
+local helpers = require("helpers")
+local err_of, with_weights, max_abs_diff = helpers.err_of, helpers.with_weights, helpers.max_abs_diff
 
 -- y = layer(x) and, with want_grads, d sum(y * det(y, wseed)) / d(x, weights...).
 local function run(layer, x, wseed)
@@ -19,18 +21,6 @@ local function run(layer, x, wseed)
   local sources = { x }
   for _, w in ipairs(layer.weights) do sources[#sources + 1] = w end
   return y, tape:gradient(loss, sources)
-end
-
-local function with_weights(layer, input_shape, weights)
-  layer:build(input_shape)
-  layer:set_weights(weights)
-  return layer
-end
-
-local function err_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok)
-  return tostring(err)
 end
 
 describe("Conv2D", function()
@@ -72,8 +62,8 @@ describe("Conv2D", function()
     } do
       local y1, g1 = once(1, make)
       local y2, g2 = once(2, make)
-      assert.is_true(ops.max(ops.abs(y1 - y2)):item() < 1e-4)
-      for i = 1, 3 do assert.is_true(ops.max(ops.abs(g1[i] - g2[i])):item() < 1e-3 * (1 + ops.max(ops.abs(g1[i])):item())) end
+      assert.is_true(max_abs_diff(y1, y2) < 1e-4)
+      for i = 1, 3 do assert.is_true(max_abs_diff(g1[i], g2[i]) < 1e-3 * (1 + ops.max(ops.abs(g1[i])):item())) end
     end
     klua.set_num_threads(threads)
   end)
@@ -261,11 +251,11 @@ describe("global pooling", function()
 
   it("reduce over all steps or pixels without a mask, keepdims as asked", function()
     local a = L.GlobalAveragePooling1D()(x)
-    assert.is_true(ops.max(ops.abs(a - ops.mean(x, 2))):item() < 1e-7)
+    assert.is_true(max_abs_diff(a, ops.mean(x, 2)) < 1e-7)
     local img = det({ 2, 3, 4, 5 }, 35)
     local m = L.GlobalMaxPooling2D({ keepdims = true })(img)
     assert.are.same({ 2, 1, 1, 5 }, m:shape())
-    assert.is_true(ops.max(ops.abs(ops.reshape(m, { 2, 5 }) - ops.max(img, { 2, 3 }))):item() == 0)
+    assert.is_true(max_abs_diff(ops.reshape(m, { 2, 5 }), ops.max(img, { 2, 3 })) == 0)
     assert.are.same({ 2, 5 }, L.GlobalAveragePooling2D()(img):shape())
     assert.are.same({ -1, 1, 1, 5 }, L.GlobalAveragePooling2D({ keepdims = true }):compute_output_shape({ -1, 3, 4, 5 }))
   end)

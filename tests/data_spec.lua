@@ -3,11 +3,7 @@
 local klua = require("klua")
 local Dataset, ops = klua.data.Dataset, klua.ops
 
-local function fails(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(pattern, tostring(err))
-end
+local raises = require("helpers").raises
 
 -- all elements of ds, each turned into a Lua value by conv (default: totable)
 local function collect(ds, conv)
@@ -50,10 +46,10 @@ describe("Dataset.from_tensor_slices", function()
   end)
 
   it("names the components whose first dimensions differ", function()
-    fails("Dataset%.from_tensor_slices: components differ in their first dimension: x%[1%] has 3, x%[2%] has 2",
+    raises("Dataset%.from_tensor_slices: components differ in their first dimension: x%[1%] has 3, x%[2%] has 2",
       Dataset.from_tensor_slices, { klua.zeros { 3, 2 }, klua.zeros { 2 } })
-    fails("x is a scalar", Dataset.from_tensor_slices, klua.tensor(3))
-    fails("x is a string", Dataset.from_tensor_slices, "abc")
+    raises("x is a scalar", Dataset.from_tensor_slices, klua.tensor(3))
+    raises("x is a string", Dataset.from_tensor_slices, "abc")
   end)
 end)
 
@@ -90,7 +86,7 @@ describe("Dataset:batch", function()
   end)
 
   it("rejects a batch size that is not a positive integer", function()
-    fails("Dataset%.batch: batch_size must be a positive integer, got 0", function()
+    raises("Dataset%.batch: batch_size must be a positive integer, got 0", function()
       Dataset.from_tensor_slices(range(3)):batch(0)
     end)
   end)
@@ -183,11 +179,11 @@ describe("Dataset:map and filter", function()
   end)
 
   it("raise named errors for a bad function or predicate result", function()
-    fails("Dataset%.map: expected a function", function() Dataset.from_tensor_slices(range(2)):map(3) end)
-    fails("Dataset%.map: the function returned nothing", function()
+    raises("Dataset%.map: expected a function", function() Dataset.from_tensor_slices(range(2)):map(3) end)
+    raises("Dataset%.map: the function returned nothing", function()
       collect(Dataset.from_tensor_slices(range(2)):map(function() end))
     end)
-    fails("Dataset%.filter: the predicate must return a boolean.*got a tensor of shape %(2,%)", function()
+    raises("Dataset%.filter: the predicate must return a boolean.*got a tensor of shape %(2,%)", function()
       collect(Dataset.from_tensor_slices(ops.reshape(range(4), { 2, 2 })):filter(function(v) return v end))
     end)
   end)
@@ -241,8 +237,8 @@ describe("Dataset:take, skip, repeat and prefetch", function()
   end)
 
   it("reject counts that are not integers", function()
-    fails("Dataset%.take: expected a non%-negative integer %(or %-1 for all%), got 1%.5", function() base():take(1.5) end)
-    fails("Dataset%.shuffle: buffer_size must be a positive integer, got nil", function() base():shuffle() end)
+    raises("Dataset%.take: expected a non%-negative integer %(or %-1 for all%), got 1%.5", function() base():take(1.5) end)
+    raises("Dataset%.shuffle: buffer_size must be a positive integer, got nil", function() base():shuffle() end)
   end)
 
   it("knows it is a dataset", function()

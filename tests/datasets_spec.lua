@@ -7,15 +7,12 @@ local datasets, ops = klua.datasets, klua.ops
 pcall(ffi.cdef, "int setenv(const char *name, const char *value, int overwrite); int unsetenv(const char *name);")
 local saved_env = os.getenv("KLUA_DATA")
 
-local root = os.tmpname()
-os.remove(root)
-os.execute("mkdir -p '" .. root .. "'")
-local function path(name) return root .. "/" .. name end
-local function q(s) return (s:gsub("%p", "%%%0")) end   -- a literal inside a pattern
+local helpers = require("helpers")
+local raises, literal, read_file, write_file = helpers.raises, helpers.literal, helpers.read_file, helpers.write_file
 
-local function write_bytes(p, s)
-  local f = assert(io.open(p, "wb")); f:write(s); f:close()
-end
+local root = helpers.tmpdir()
+local function path(name) return root .. "/" .. name end
+
 local function be32(n)
   return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
 end
@@ -26,13 +23,6 @@ local function raw_idx(dims, payload, dtype)
   return table.concat(h) .. payload
 end
 
-local function fails(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(pattern, tostring(err))
-  return err
-end
-
 -- (n, h, w) images whose values are (i*31 + 7) % 256, a distinct pattern per position
 local function byte_images(n, h, w)
   local v = {}
@@ -41,7 +31,7 @@ local function byte_images(n, h, w)
 end
 
 teardown(function()
-  os.execute("rm -rf '" .. root .. "'")
+  helpers.remove_tree(root)
   if saved_env then ffi.C.setenv("KLUA_DATA", saved_env, 1) else ffi.C.unsetenv("KLUA_DATA") end
 end)
 
@@ -49,7 +39,7 @@ describe("klua.datasets.read_idx and write_idx", function()
   it("round-trip a ubyte tensor through a plain IDX file", function()
     local x = byte_images(3, 4, 5)
     datasets.write_idx(path("plain.idx"), x)
-    local f = assert(io.open(path("plain.idx"), "rb")); local size = #f:read("*a"); f:close()
+    local size = #read_file(path("plain.idx"))
     assert.equal(4 + 3 * 4 + 3 * 4 * 5, size)   -- magic, three sizes, the bytes
     local back = datasets.read_idx(path("plain.idx"))
     assert.same({ 3, 4, 5 }, back:shape())
@@ -59,63 +49,63 @@ describe("klua.datasets.read_idx and write_idx", function()
   it("round-trip through a gzipped IDX file, read with the same function", function()
     local y = klua.tensor { 0, 9, 255, 3, 7 }
     datasets.write_idx(path("labels.idx.gz"), y, { gzip = true })
-    local f = assert(io.open(path("labels.idx.gz"), "rb")); local magic = f:read(2); f:close()
+    local magic = read_file(path("labels.idx.gz")):sub(1, 2)
     assert.equal("\31\139", magic)   -- gzip's magic bytes
     assert.same({ 0, 9, 255, 3, 7 }, datasets.read_idx(path("labels.idx.gz")):totable())
   end)
 
   it("reads a hand-made file byte for byte", function()
-    write_bytes(path("hand.idx"), raw_idx({ 2, 3 }, "\0\1\2\253\254\255"))
+    write_file(path("hand.idx"), raw_idx({ 2, 3 }, "\0\1\2\253\254\255"))
     assert.same({ { 0, 1, 2 }, { 253, 254, 255 } }, datasets.read_idx(path("hand.idx")):totable())
   end)
 
   it("rejects a bad magic number, naming the file", function()
-    write_bytes(path("magic.idx"), "\18\52\8\1" .. be32(2) .. "ab")
-    fails("read_idx: '" .. q(path("magic.idx")) .. "': bad magic number 0x12340801", datasets.read_idx, path("magic.idx"))
+    write_file(path("magic.idx"), "\18\52\8\1" .. be32(2) .. "ab")
+    raises("read_idx: '" .. literal(path("magic.idx")) .. "': bad magic number 0x12340801", datasets.read_idx, path("magic.idx"))
   end)
 
   it("rejects data types other than unsigned bytes and impossible dimension counts", function()
-    write_bytes(path("float.idx"), raw_idx({ 1 }, "\0\0\0\0", 0x0D))
-    fails("read_idx: '.*float%.idx': data type 0x0d %(float%) is not supported", datasets.read_idx, path("float.idx"))
-    write_bytes(path("nd0.idx"), "\0\0\8\0")
-    fails("read_idx: '.*nd0%.idx': 0 dimensions", datasets.read_idx, path("nd0.idx"))
+    write_file(path("float.idx"), raw_idx({ 1 }, "\0\0\0\0", 0x0D))
+    raises("read_idx: '.*float%.idx': data type 0x0d %(float%) is not supported", datasets.read_idx, path("float.idx"))
+    write_file(path("nd0.idx"), "\0\0\8\0")
+    raises("read_idx: '.*nd0%.idx': 0 dimensions", datasets.read_idx, path("nd0.idx"))
   end)
 
   it("rejects a truncated file, saying how many bytes the sizes need", function()
-    write_bytes(path("short.idx"), raw_idx({ 2, 3 }, "\1\2\3\4\5"))
-    fails("read_idx: '.*short%.idx': truncated: sizes 2x3 need 6 bytes of data, the file has 5",
+    write_file(path("short.idx"), raw_idx({ 2, 3 }, "\1\2\3\4\5"))
+    raises("read_idx: '.*short%.idx': truncated: sizes 2x3 need 6 bytes of data, the file has 5",
       datasets.read_idx, path("short.idx"))
-    write_bytes(path("head.idx"), "\0\0\8\3\0\0")
-    fails("read_idx: '.*head%.idx': truncated header", datasets.read_idx, path("head.idx"))
+    write_file(path("head.idx"), "\0\0\8\3\0\0")
+    raises("read_idx: '.*head%.idx': truncated header", datasets.read_idx, path("head.idx"))
   end)
 
   it("rejects a file with more bytes than its dimensions say", function()
-    write_bytes(path("long.idx"), raw_idx({ 2, 3 }, "1234567"))
-    fails("read_idx: '.*long%.idx': sizes 2x3 account for 6 bytes .*dimensions do not match the file size",
+    write_file(path("long.idx"), raw_idx({ 2, 3 }, "1234567"))
+    raises("read_idx: '.*long%.idx': sizes 2x3 account for 6 bytes .*dimensions do not match the file size",
       datasets.read_idx, path("long.idx"))
   end)
 
   it("answers a hostile header with an error, not a huge allocation", function()
-    write_bytes(path("huge.idx"), raw_idx({ 4294967295, 4294967295, 4294967295 }, "xx"))
-    fails("read_idx: '.*huge%.idx': header sizes 4294967295x4294967295x4294967295 are too large",
+    write_file(path("huge.idx"), raw_idx({ 4294967295, 4294967295, 4294967295 }, "xx"))
+    raises("read_idx: '.*huge%.idx': header sizes 4294967295x4294967295x4294967295 are too large",
       datasets.read_idx, path("huge.idx"))
-    write_bytes(path("liar.idx"), raw_idx({ 4000000000, 2 }, "xx"))   -- claims 8 GB, has 2 bytes
-    fails("read_idx: '.*liar%.idx': truncated: sizes 4000000000x2 need 8000000000 bytes of data, the file has 2",
+    write_file(path("liar.idx"), raw_idx({ 4000000000, 2 }, "xx"))   -- claims 8 GB, has 2 bytes
+    raises("read_idx: '.*liar%.idx': truncated: sizes 4000000000x2 need 8000000000 bytes of data, the file has 2",
       datasets.read_idx, path("liar.idx"))
   end)
 
   it("rejects truncated gzip data and a missing file", function()
     datasets.write_idx(path("big.idx.gz"), byte_images(20, 28, 28), { gzip = true })
-    local f = assert(io.open(path("big.idx.gz"), "rb")); local s = f:read("*a"); f:close()
-    write_bytes(path("cut.idx.gz"), s:sub(1, math.floor(#s / 2)))
-    fails("read_idx: '.*cut%.idx%.gz': truncated gzip data", datasets.read_idx, path("cut.idx.gz"))
-    fails("read_idx: '.*absent%.idx': No such file", datasets.read_idx, path("absent.idx"))
+    local s = read_file(path("big.idx.gz"))
+    write_file(path("cut.idx.gz"), s:sub(1, math.floor(#s / 2)))
+    raises("read_idx: '.*cut%.idx%.gz': truncated gzip data", datasets.read_idx, path("cut.idx.gz"))
+    raises("read_idx: '.*absent%.idx': No such file", datasets.read_idx, path("absent.idx"))
   end)
 
   it("refuses to write values that are not bytes", function()
-    fails("write_idx: '.*bad%.idx': value 256 at position 2 %(1%-based, row%-major%) is not an integer in 0%.%.255",
+    raises("write_idx: '.*bad%.idx': value 256 at position 2 %(1%-based, row%-major%) is not an integer in 0%.%.255",
       datasets.write_idx, path("bad.idx"), klua.tensor { 1, 256 })
-    fails("value 0%.5 at position 1", datasets.write_idx, path("bad.idx"), klua.tensor { 0.5 })
+    raises("value 0%.5 at position 1", datasets.write_idx, path("bad.idx"), klua.tensor { 0.5 })
   end)
 end)
 
@@ -142,7 +132,7 @@ describe("klua.datasets.mnist.load_data", function()
   end)
 
   it("says exactly which command fetches missing data", function()
-    local err = fails("mnist%.load_data: train%-images%-idx3%-ubyte%(%.gz%) not found in " .. q(dir .. "/mnist"),
+    local err = raises("mnist%.load_data: train%-images%-idx3%-ubyte%(%.gz%) not found in " .. literal(dir .. "/mnist"),
       datasets.mnist.load_data)
     assert.matches("make data", err, 1, true)
     assert.matches("scripts/get%-data", err)
@@ -172,12 +162,12 @@ describe("klua.datasets.mnist.load_data", function()
 
   it("names both files when images and labels disagree in number", function()
     datasets.write_idx(dir .. "/mnist/t10k-labels-idx1-ubyte", klua.tensor { 7, 2 })
-    fails("mnist%.load_data: '.*t10k%-images%-idx3%-ubyte' has 3 images but '.*t10k%-labels%-idx1%-ubyte' has 2 labels",
+    raises("mnist%.load_data: '.*t10k%-images%-idx3%-ubyte' has 3 images but '.*t10k%-labels%-idx1%-ubyte' has 2 labels",
       datasets.mnist.load_data)
   end)
 
   it("passes a damaged file's error through, naming the file", function()
-    write_bytes(dir .. "/mnist/t10k-labels-idx1-ubyte", raw_idx({ 3 }, "\1"))
-    fails("read_idx: '.*t10k%-labels%-idx1%-ubyte': truncated", datasets.mnist.load_data)
+    write_file(dir .. "/mnist/t10k-labels-idx1-ubyte", raw_idx({ 3 }, "\1"))
+    raises("read_idx: '.*t10k%-labels%-idx1%-ubyte': truncated", datasets.mnist.load_data)
   end)
 end)

@@ -6,10 +6,9 @@
 -- (examples/layers_without_model.lua has its own spec.)
 local klua = require("klua")
 local ops = klua.ops
+local helpers = require("helpers")
 
-local BIN = (os.getenv("KLUA_BUILD") or "build") .. "/klua"
-local root = os.tmpname()
-os.remove(root)
+local root = helpers.tmpdir()
 assert(os.execute("mkdir -p '" .. root .. "/data' '" .. root .. "/vae'"))
 
 -- n images (n,28,28) with values 0..255 and labels i % 10: class k is an 8x5
@@ -49,21 +48,16 @@ for _, name in ipairs { "mnist", "fashion_mnist" } do
 end
 klua.random.set_state(saved_rng)
 
-teardown(function() os.execute("rm -rf '" .. root .. "'") end)
+teardown(function() helpers.remove_tree(root) end)
 
 -- Runs `klua <script> <args>` on the synthetic data; returns its output and exit code.
 local function run(script, args)
-  local cmd = ("KLUA_DATA='%s/data' %s %s %s 2>&1; echo \"exit=$?\""):format(root, BIN, script, args or "")
-  local p = assert(io.popen(cmd))
-  local out = p:read("*a")
-  p:close()
-  local code = tonumber(out:match("exit=(%d+)%s*$"))
-  return out, code
+  return helpers.shell(("KLUA_DATA='%s/data' %s %s %s"):format(root, helpers.EXE, script, args or ""))
 end
 
 -- The number after `label` in out (e.g. "test accuracy 0.9100").
 local function number_after(out, label)
-  local v = out:match(label:gsub("%p", "%%%0") .. "%s+([%d%.eE+-]+)")
+  local v = out:match(helpers.literal(label) .. "%s+([%d%.eE+-]+)")
   return tonumber(v)
 end
 

@@ -1,35 +1,13 @@
 -- exe_spec.lua — the `klua` executable's command line: scripts and their
 -- `arg` table, -e, -l, -v, -h, standard input as a script, error exits, and
 -- finding the Lua library from any directory and from an installed layout.
-local EXE = os.getenv("KLUA_EXE") or ((os.getenv("KLUA_BUILD") or "build") .. "/klua")
+local helpers = require("helpers")
+local shell_quote, tmpdir, remove_tree = helpers.shell_quote, helpers.tmpdir, helpers.remove_tree
+local write_file, read_file = helpers.write_file, helpers.read_file
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
+local EXE = helpers.EXE
 local ROOT = io.popen("pwd"):read("*l")
 local ABS_EXE = EXE:sub(1, 1) == "/" and EXE or (ROOT .. "/" .. EXE)
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  os.execute("mkdir -p " .. shell_quote(d))
-  return d
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path)
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 -- klua(args_string, {stdin=, cwd=, env=}) -> stdout, stderr, exit code.
 -- LUA_PATH / LUA_INIT are unset so nothing but the executable finds the library.
@@ -42,7 +20,7 @@ local function klua(args, opts)
   for k, v in pairs(opts.env or {}) do cmd = cmd .. " " .. k .. "=" .. shell_quote(v) end
   cmd = cmd .. " " .. shell_quote(opts.exe or ABS_EXE) .. " " .. args
   if opts.stdin then
-    write(dir .. "/stdin", opts.stdin)
+    write_file(dir .. "/stdin", opts.stdin)
     cmd = cmd .. " < " .. shell_quote(dir .. "/stdin")
   else
     cmd = cmd .. " < /dev/null"
@@ -50,18 +28,18 @@ local function klua(args, opts)
   cmd = "(" .. cmd .. ") > " .. shell_quote(dir .. "/out") .. " 2> " .. shell_quote(dir .. "/err")
   local r = os.execute(cmd)
   local code = type(r) == "number" and math.floor(r / 256) or (r and 0 or 1)
-  local out, err = read(dir .. "/out"), read(dir .. "/err")
-  os.execute("rm -rf " .. shell_quote(dir))
+  local out, err = read_file(dir .. "/out"), read_file(dir .. "/err")
+  remove_tree(dir)
   return out, err, code
 end
 
 describe("the klua executable", function()
   local dir
   setup(function() dir = tmpdir() end)
-  teardown(function() os.execute("rm -rf " .. shell_quote(dir)) end)
+  teardown(function() remove_tree(dir) end)
 
   it("runs a script with its arguments in `arg` and `...`, as lua and luajit do", function()
-    write(dir .. "/args.lua", [[
+    write_file(dir .. "/args.lua", [[
       print(arg[0], arg[1], arg[2], #arg, select("#", ...), ...)
       print(arg[-1] == ]] .. ("%q"):format(ABS_EXE) .. [[, arg[-2])
     ]])
@@ -72,7 +50,7 @@ describe("the klua executable", function()
   end)
 
   it("puts the interpreter's options at negative indices of `arg`", function()
-    write(dir .. "/neg.lua", "print(arg[-3] ~= nil, arg[-2], arg[-1], arg[0], arg[1])\n")
+    write_file(dir .. "/neg.lua", "print(arg[-3] ~= nil, arg[-2], arg[-1], arg[0], arg[1])\n")
     local out, _, code = klua("-e 'x = 1' " .. shell_quote(dir .. "/neg.lua") .. " a")
     assert.are.equal(0, code)
     assert.are.equal("true\t-e\tx = 1\t" .. dir .. "/neg.lua\ta\n", out)
@@ -121,7 +99,7 @@ describe("the klua executable", function()
   end)
 
   it("prints an error and its traceback to stderr and exits 1", function()
-    write(dir .. "/boom.lua", "local function f()\n  error('boom')\nend\nf()\n")
+    write_file(dir .. "/boom.lua", "local function f()\n  error('boom')\nend\nf()\n")
     local out, err, code = klua(shell_quote(dir .. "/boom.lua"))
     assert.are.equal(1, code)
     assert.are.equal("", out)
@@ -139,7 +117,7 @@ describe("the klua executable", function()
   end)
 
   it("finds the klua library from another directory with no LUA_PATH", function()
-    write(dir .. "/use.lua", [[
+    write_file(dir .. "/use.lua", [[
       local klua = require("klua")
       print(KLUA_EMBEDDED, klua.ones{2, 3}:sum():item())
     ]])
@@ -151,7 +129,7 @@ describe("the klua executable", function()
 
   it("finds the library in an installed layout: bin/klua, lib/, share/klua/lua/", function()
     local prefix = tmpdir()
-    finally(function() os.execute("rm -rf " .. shell_quote(prefix)) end)
+    finally(function() remove_tree(prefix) end)
     local build = ABS_EXE:match("^(.*)/[^/]*$")
     assert.are.equal(0, os.execute(("mkdir -p %s/bin %s/lib %s/share/klua && cp %s %s/bin/ && cp %s/libklua.so %s/lib/ && cp -r %s/lua %s/share/klua/")
       :format(prefix, prefix, prefix, shell_quote(ABS_EXE), prefix, shell_quote(build), prefix, shell_quote(ROOT), prefix)))

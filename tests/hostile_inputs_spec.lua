@@ -3,10 +3,11 @@
 -- and says what was wrong.
 local klua = require("klua")
 local ops = klua.ops
+local write_file = require("helpers").write_file
 
 local a = klua.ones { 2, 3 }
 local garbage = os.tmpname()
-do local f = io.open(garbage, "wb"); f:write(string.rep("\255", 100)); f:close() end
+write_file(garbage, string.rep("\255", 100))
 
 -- { what, pattern the message must match, function }
 local cases = {

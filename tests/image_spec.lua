@@ -3,25 +3,12 @@
 local klua = require("klua")
 local image, plot, ops = klua.image, klua.plot, klua.ops
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p '" .. dir .. "'") == 0 or true)
+local helpers = require("helpers")
+local raises, literal, max_abs_diff = helpers.raises, helpers.literal, helpers.max_abs_diff
+local read_file, write_file = helpers.read_file, helpers.write_file
 
+local dir = helpers.tmpdir()
 local function path(name) return dir .. "/" .. name end
-
-local function read_bytes(p)
-  local f = assert(io.open(p, "rb")); local s = f:read("*a"); f:close(); return s
-end
-local function write_bytes(p, s)
-  local f = assert(io.open(p, "wb")); f:write(s); f:close()
-end
-
-local function fails(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(pattern, tostring(err))
-  return err
-end
 
 -- integer-valued test images in 0..top
 local function ramp(shape, top)
@@ -31,9 +18,7 @@ local function ramp(shape, top)
   return ops.reshape(klua.tensor(v), shape)
 end
 
-local function max_abs_diff(a, b) return ops.max(ops.abs(a - b)):item() end
-
-teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+teardown(function() helpers.remove_tree(dir) end)
 
 describe("klua.image.write_png and read_png", function()
 
@@ -93,37 +78,35 @@ describe("klua.image.write_png and read_png", function()
 
   it("raises an error naming the file for a truncated PNG", function()
     image.write_png(path("whole.png"), ramp({ 32, 32, 3 }, 255))
-    local bytes = read_bytes(path("whole.png"))
-    write_bytes(path("cut.png"), bytes:sub(1, math.floor(#bytes / 2)))
-    fails("read_png: '" .. path("cut.png"):gsub("%p", "%%%0") .. "': file is truncated", image.read_png, path("cut.png"))
+    local bytes = read_file(path("whole.png"))
+    write_file(path("cut.png"), bytes:sub(1, math.floor(#bytes / 2)))
+    raises("read_png: '" .. literal(path("cut.png")) .. "': file is truncated", image.read_png, path("cut.png"))
   end)
 
   it("raises an error naming the file for garbage, a non-PNG file and a missing file", function()
-    local bytes = read_bytes(path("whole.png"))
+    local bytes = read_file(path("whole.png"))
     local junk = {}
     for i = 1, 200 do junk[i] = string.char((i * 97 + 13) % 256) end
-    write_bytes(path("garbage.png"), bytes:sub(1, 16) .. table.concat(junk))
-    fails("read_png: '.*garbage%.png': ", image.read_png, path("garbage.png"))
-    write_bytes(path("text.png"), "hello, this is not an image\n")
-    fails("read_png: '.*text%.png': not a PNG file", image.read_png, path("text.png"))
-    fails("read_png: '.*nowhere%.png': No such file", image.read_png, path("nowhere.png"))
+    write_file(path("garbage.png"), bytes:sub(1, 16) .. table.concat(junk))
+    raises("read_png: '.*garbage%.png': ", image.read_png, path("garbage.png"))
+    write_file(path("text.png"), "hello, this is not an image\n")
+    raises("read_png: '.*text%.png': not a PNG file", image.read_png, path("text.png"))
+    raises("read_png: '.*nowhere%.png': No such file", image.read_png, path("nowhere.png"))
   end)
 
   it("rejects images of the wrong shape with the shape in the message", function()
-    fails("write_png: '.*bad%.png': expected an image %(H,W%) or %(H,W,C%) with C in 1%.%.4, got %(2,2,5%)",
+    raises("write_png: '.*bad%.png': expected an image %(H,W%) or %(H,W,C%) with C in 1%.%.4, got %(2,2,5%)",
       image.write_png, path("bad.png"), klua.zeros { 2, 2, 5 })
-    fails("write_png: bit_depth must be 8 or 16", image.write_png, path("bad.png"), klua.zeros { 2, 2 }, { bit_depth = 4 })
+    raises("write_png: bit_depth must be 8 or 16", image.write_png, path("bad.png"), klua.zeros { 2, 2 }, { bit_depth = 4 })
   end)
 
   it("writes atomically: no temporary file is left, and a failed write leaves the old file", function()
     image.write_png(path("atomic.png"), ramp({ 4, 4 }, 255))
-    local before = read_bytes(path("atomic.png"))
-    fails("write_png", image.write_png, path("atomic.png"), klua.zeros { 2, 2, 7 })
-    assert.equal(before, read_bytes(path("atomic.png")))
-    local p = io.popen("ls -a '" .. dir .. "'")
-    local listing = p:read("*a"); p:close()
-    assert.is_nil(listing:find("%.tmp%."))
-    fails("write_png: '" .. dir:gsub("%p", "%%%0") .. "/no/such/dir/x%.png': cannot create", image.write_png,
+    local before = read_file(path("atomic.png"))
+    raises("write_png", image.write_png, path("atomic.png"), klua.zeros { 2, 2, 7 })
+    assert.equal(before, read_file(path("atomic.png")))
+    assert.is_nil(table.concat(helpers.listing(dir), "\n"):find("%.tmp%."))
+    raises("write_png: '" .. literal(dir) .. "/no/such/dir/x%.png': cannot create", image.write_png,
       path("no/such/dir/x.png"), klua.zeros { 2, 2 })
   end)
 end)
@@ -166,8 +149,8 @@ describe("klua.image.make_grid and save_grid", function()
   end)
 
   it("rejects a batch that is not (N,H,W) or (N,H,W,C)", function()
-    fails("save_grid: expected images %(N,H,W%) or %(N,H,W,C%), got %(784,%)", image.save_grid, path("g.png"), klua.zeros { 784 })
-    fails("padding must be a non%-negative integer", image.make_grid, klua.zeros { 2, 2, 2 }, { padding = -1 })
+    raises("save_grid: expected images %(N,H,W%) or %(N,H,W,C%), got %(784,%)", image.save_grid, path("g.png"), klua.zeros { 784 })
+    raises("padding must be a non%-negative integer", image.make_grid, klua.zeros { 2, 2, 2 }, { padding = -1 })
   end)
 end)
 
@@ -208,8 +191,8 @@ describe("klua.plot.history", function()
   end)
 
   it("raises clear errors for empty histories and unknown keys", function()
-    fails("plot%.history: the history holds no series", plot.history, { history = {} }, path("x.png"))
-    fails("plot: no series named 'acc'", plot.history, { loss = { 1, 2 } }, path("x.png"), { keys = { "acc" } })
-    fails("plot: .*size 10x10 is out of range", plot.history, { loss = { 1, 2 } }, path("x.png"), { width = 10, height = 10 })
+    raises("plot%.history: the history holds no series", plot.history, { history = {} }, path("x.png"))
+    raises("plot: no series named 'acc'", plot.history, { loss = { 1, 2 } }, path("x.png"), { keys = { "acc" } })
+    raises("plot: .*size 10x10 is out of range", plot.history, { loss = { 1, 2 } }, path("x.png"), { width = 10, height = 10 })
   end)
 end)

@@ -1,11 +1,6 @@
 -- install_spec.lua — `make install PREFIX=...` gives a klua that works from any
 -- directory, and a header, library and pkg-config file a C program builds with.
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-  local out = p:read("*a"); p:close()
-  local rc = tonumber(out:match("rc=(%d+)%s*$"))
-  return rc, out
-end
+local helpers = require("helpers")
 
 describe("make install", function()
   local prefix = os.tmpname()
@@ -13,21 +8,20 @@ describe("make install", function()
   local build = os.getenv("KLUA_BUILD") or "build"
 
   setup(function()
-    local rc, out = sh(("make -s install BUILD=%s PREFIX=%s"):format(build, prefix))
+    local out, rc = helpers.shell(("make -s install BUILD=%s PREFIX=%s"):format(build, prefix))
     assert.are.equal(0, rc, out)
   end)
-  teardown(function() os.execute("rm -rf " .. prefix) end)
+  teardown(function() helpers.remove_tree(prefix) end)
 
   it("installs a klua that runs scripts from another directory", function()
-    local rc, out = sh(("cd / && %s/bin/klua -e 'local k = require(\"klua\"); print(k.ops.sum(k.ones{2, 3}):item())'"):format(prefix))
+    local out, rc = helpers.shell(("cd / && %s/bin/klua -e 'local k = require(\"klua\"); print(k.ops.sum(k.ones{2, 3}):item())'"):format(prefix))
     assert.are.equal(0, rc, out)
     assert.matches("^6", out)
   end)
 
   it("installs a header, libraries and a pkg-config file a C program can use", function()
     local src = prefix .. "/prog.c"
-    local f = assert(io.open(src, "w"))
-    f:write([[
+    helpers.write_file(src, [[
 #include <klua.h>
 #include <stdio.h>
 int main(void) {
@@ -38,8 +32,7 @@ int main(void) {
   return 0;
 }
 ]])
-    f:close()
-    local rc, out = sh(("cd %s && PKG_CONFIG_PATH=%s/lib/pkgconfig cc prog.c -o prog $(PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --cflags --libs klua) -Wl,-rpath,%s/lib && ./prog"):format(prefix, prefix, prefix, prefix))
+    local out, rc = helpers.shell(("cd %s && PKG_CONFIG_PATH=%s/lib/pkgconfig cc prog.c -o prog $(PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --cflags --libs klua) -Wl,-rpath,%s/lib && ./prog"):format(prefix, prefix, prefix, prefix))
     assert.are.equal(0, rc, out)
     assert.matches("klua %S+ 10", out)
   end)

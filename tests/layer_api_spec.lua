@@ -6,23 +6,7 @@ local klua = require("klua")
 local ops = klua.ops
 local Layer = klua.Layer
 
-local function near(a, b, tol)
-  tol = tol or 1e-5
-  return math.abs(a - b) <= tol * (1 + math.abs(b))
-end
-
-local function same_values(t, expected, tol)
-  local got = t:totable()
-  local function walk(g, e, path)
-    if type(e) == "table" then
-      assert.are.equal(#e, #g, "length at " .. path)
-      for i = 1, #e do walk(g[i], e[i], path .. "[" .. i .. "]") end
-    else
-      assert(near(g, e, tol), ("%s: got %.7g, expected %.7g"):format(path, g, e))
-    end
-  end
-  walk(got, expected, "value")
-end
+local near = require("helpers").near
 
 -- The guide's Linear, weights created in __init (input size given).
 local EagerLinear = Layer:extend("EagerLinear")
@@ -65,8 +49,8 @@ describe("the guide's Layer examples", function()
     -- both rows see the same input, so they are equal; and equal to w's column sums
     local w = linear_layer.w:totable()
     for j = 1, 4 do
-      assert(near(y:get(1, j), y:get(2, j)))
-      assert(near(y:get(1, j), w[1][j] + w[2][j]))
+      near(y:get(1, j), y:get(2, j))
+      near(y:get(1, j), w[1][j] + w[2][j])
     end
     local weights = linear_layer.weights
     assert.are.equal(2, #weights)
@@ -165,7 +149,7 @@ describe("the guide's Layer examples", function()
       layer(klua.zeros { 1, 1 })
       assert.are.equal(1, #layer.losses)    -- the loss of the last call only
       layer(klua.full({ 2, 2 }, 3))
-      assert(near(layer.losses[1]:item(), 0.03))
+      near(layer.losses[1]:item(), 0.03)
     end)
 
     it("includes the regularization losses of inner layers' weights: 1e-3 * sum(kernel^2)", function()
@@ -181,7 +165,7 @@ describe("the guide's Layer examples", function()
       assert.are.equal(1, #losses)
       local expected = 1e-3 * ops.sum(ops.square(layer.dense.kernel)):item()
       assert(expected > 0)
-      assert(near(losses[1]:item(), expected, 1e-5))
+      near(losses[1]:item(), expected, 1e-5)
     end)
 
     it("adds the losses to a training loop's objective, with gradients through them", function()
@@ -194,10 +178,10 @@ describe("the guide's Layer examples", function()
         for _, extra in ipairs(layer.losses) do l = l + extra end
         return l
       end)
-      assert(near(loss:item(), 12 + 0.02))
+      near(loss:item(), 12 + 0.02)
       -- d/dx [sum(x) + 0.01 * mean(x)] = 1 + 0.01 / 6
       local g = tape:gradient(loss, x)
-      assert(near(g:get(1, 1), 1 + 0.01 / 6))
+      near(g:get(1, 1), 1 + 0.01 / 6)
     end)
   end)
 
@@ -645,6 +629,6 @@ describe("Layer", function()
     d(klua.ones { 4, 3 })
     -- output is 3 everywhere: 0.1 * sum(|y|) / batch = 0.1 * 24 / 4
     assert.are.equal(1, #d.losses)
-    assert(near(d.losses[1]:item(), 0.6))
+    near(d.losses[1]:item(), 0.6)
   end)
 end)

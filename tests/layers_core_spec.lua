@@ -7,25 +7,8 @@ local ops = klua.ops
 local L = klua.layers
 local ref = require("fixtures.layers_core")
 
-local function close(got, expected, tol, path)
-  tol = tol or 1e-5
-  path = path or "value"
-  if type(expected) == "table" then
-    assert.are.equal(#expected, #got, "length at " .. path)
-    for i = 1, #expected do close(got[i], expected[i], tol, path .. "[" .. i .. "]") end
-  else
-    assert(math.abs(got - expected) <= tol * (1 + math.abs(expected)),
-      ("%s: got %.7g, expected %.7g"):format(path, got, expected))
-  end
-end
-
-local function assert_close(t, expected, tol) close(t:totable(), expected, tol) end
-
-local function raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err))
-end
+local helpers = require("helpers")
+local near, raises, max_abs_diff = helpers.near, helpers.raises, helpers.max_abs_diff
 
 -- Gradients of sum(layer(x) * w) with respect to x and every trainable weight,
 -- against central differences (float32: eps 1e-2, as tests/gradcheck_spec.lua).
@@ -78,11 +61,11 @@ describe("Dense", function()
     local d = L.Dense(5, { activation = "relu" })
     d(klua.zeros { 1, 4 })
     d:set_weights({ ref.dense_w, ref.dense_b })
-    assert_close(d(klua.tensor(ref.dense_x)), ref.dense_relu)
+    near(d(klua.tensor(ref.dense_x)), ref.dense_relu)
     local lin = L.Dense { units = 5 }
     lin(klua.zeros { 1, 4 })
     lin:set_weights({ ref.dense_w, ref.dense_b })
-    assert_close(lin(klua.tensor(ref.dense_x3)), ref.dense_linear3)
+    near(lin(klua.tensor(ref.dense_x3)), ref.dense_linear3)
   end)
 
   it("uses glorot_uniform kernels and zero biases by default, and round-trips its config", function()
@@ -128,9 +111,9 @@ describe("BatchNormalization", function()
     assert.are.same({ "gamma", "beta", "moving_mean", "moving_variance" },
       (function() local t = {} for i, w in ipairs(bn.weights) do t[i] = w.name end return t end)())
     local x = klua.tensor(ref.bn_x)
-    assert_close(bn(x, { training = true }), ref.bn_train, 1e-4)
-    assert_close(bn.moving_mean, ref.bn_moving_mean, 1e-5)
-    assert_close(bn.moving_variance, ref.bn_moving_var, 1e-5)
+    near(bn(x, { training = true }), ref.bn_train, 1e-4)
+    near(bn.moving_mean, ref.bn_moving_mean, 1e-5)
+    near(bn.moving_variance, ref.bn_moving_var, 1e-5)
   end)
 
   it("uses the moving statistics in inference and leaves them alone", function()
@@ -138,18 +121,18 @@ describe("BatchNormalization", function()
     bn.moving_mean:assign(klua.tensor(ref.bn_moving_mean))
     bn.moving_variance:assign(klua.tensor(ref.bn_moving_var))
     local x = klua.tensor(ref.bn_x)
-    assert_close(bn(x), ref.bn_infer, 1e-4)
-    assert_close(bn.moving_mean, ref.bn_moving_mean, 1e-6)
+    near(bn(x), ref.bn_infer, 1e-4)
+    near(bn.moving_mean, ref.bn_moving_mean, 1e-6)
     -- a frozen layer runs in inference mode even when training
     bn.trainable = false
-    assert_close(bn(x, { training = true }), ref.bn_infer, 1e-4)
-    assert_close(bn.moving_mean, ref.bn_moving_mean, 1e-6)
+    near(bn(x, { training = true }), ref.bn_infer, 1e-4)
+    near(bn.moving_mean, ref.bn_moving_mean, 1e-6)
   end)
 
   it("normalises another axis (channels in the middle) without scale and center", function()
     local bn = L.BatchNormalization { axis = 2, center = false, scale = false }
     local y = bn(klua.tensor(ref.bn_axis2_x), { training = true })
-    assert_close(y, ref.bn_axis2_train, 1e-4)
+    near(y, ref.bn_axis2_train, 1e-4)
     assert.are.equal(2, #bn.weights)
   end)
 
@@ -174,7 +157,6 @@ describe("BatchNormalization", function()
       local loss = tape:record(function() tape:watch(x); return ops.sum(f() * wt) end)
       return tape:gradient(loss, sources)
     end
-    local function max_diff(a, b) return ops.max(ops.abs(a - b)):item() end
     -- BatchNormalization: fused vs mean/variance over the batch axis
     local g1 = grads(function() return bn(x, { training = true }) end, { x, bn.gamma, bn.beta })
     local g2 = grads(function()
@@ -182,7 +164,7 @@ describe("BatchNormalization", function()
       local v = ops.mean(ops.square(x - m), 1, true)
       return (x - m) / ops.sqrt(v + 1e-3) * bn.gamma + bn.beta
     end, { x, bn.gamma, bn.beta })
-    for i = 1, 3 do assert(max_diff(g1[i], g2[i]) < 1e-3, "batch_norm gradient " .. i) end
+    for i = 1, 3 do assert(max_abs_diff(g1[i], g2[i]) < 1e-3, "batch_norm gradient " .. i) end
     -- LayerNormalization: fused vs mean/variance over the features
     local h1 = grads(function() return ln(x) end, { x, ln.gamma, ln.beta })
     local h2 = grads(function()
@@ -190,7 +172,7 @@ describe("BatchNormalization", function()
       local v = ops.mean(ops.square(x - m), -1, true)
       return (x - m) / ops.sqrt(v + 1e-3) * ln.gamma + ln.beta
     end, { x, ln.gamma, ln.beta })
-    for i = 1, 3 do assert(max_diff(h1[i], h2[i]) < 1e-3, "layer_norm gradient " .. i) end
+    for i = 1, 3 do assert(max_abs_diff(h1[i], h2[i]) < 1e-3, "layer_norm gradient " .. i) end
   end)
 
   it("rejects inputs with another number of features", function()
@@ -205,17 +187,17 @@ describe("LayerNormalization", function()
     local ln = L.LayerNormalization()
     ln(klua.zeros { 1, 4 })
     ln:set_weights({ ref.ln_gamma, ref.ln_beta })
-    assert_close(ln(klua.tensor(ref.ln_x)), ref.ln_out, 1e-4)
+    near(ln(klua.tensor(ref.ln_x)), ref.ln_out, 1e-4)
   end)
 
   it("normalises several trailing axes, and scales by the root mean square with rms_scaling", function()
     local ln = L.LayerNormalization { axis = { 2, 3 }, center = false, scale = false }
-    assert_close(ln(klua.tensor(ref.ln3_x)), ref.ln3_out, 1e-4)
+    near(ln(klua.tensor(ref.ln3_x)), ref.ln3_out, 1e-4)
     local rms = L.LayerNormalization { rms_scaling = true }
     rms(klua.zeros { 1, 4 })
     assert.are.equal(1, #rms.weights)
     rms:set_weights({ ref.ln_gamma })
-    assert_close(rms(klua.tensor(ref.ln_x)), ref.ln_rms, 1e-4)
+    near(rms(klua.tensor(ref.ln_x)), ref.ln_rms, 1e-4)
   end)
 
   it("has gradients matching finite differences (fused and composed paths)", function()
@@ -369,19 +351,19 @@ end)
 describe("activation layers", function()
   local a = klua.tensor(ref.act_x)
   it("Activation applies a named activation", function()
-    assert_close(L.Activation("gelu")(a), ref.act.gelu, 1e-5)
-    assert_close(L.Activation { activation = "selu" }(a), ref.act.selu, 1e-5)
+    near(L.Activation("gelu")(a), ref.act.gelu, 1e-5)
+    near(L.Activation { activation = "selu" }(a), ref.act.selu, 1e-5)
     assert.are.equal("selu", L.Activation("selu"):get_config().activation)
   end)
   it("ReLU, LeakyReLU, ELU and Softmax follow Keras", function()
-    assert_close(L.ReLU { max_value = 6 }(a), ref.act.relu6, 1e-6)
-    assert_close(L.LeakyReLU(0.2)(a), ref.act.leaky_relu, 1e-6)
+    near(L.ReLU { max_value = 6 }(a), ref.act.relu6, 1e-6)
+    near(L.LeakyReLU(0.2)(a), ref.act.leaky_relu, 1e-6)
     assert.are.equal(0.3, L.LeakyReLU().negative_slope)
-    assert_close(L.ELU()(a), ref.act.elu, 1e-5)
-    assert_close(L.Softmax(1)(a), ref.act.softmax, 1e-5)
+    near(L.ELU()(a), ref.act.elu, 1e-5)
+    near(L.Softmax(1)(a), ref.act.softmax, 1e-5)
     -- Keras's relu with a threshold: x if x > threshold else negative_slope * (x - threshold)
     local y = L.ReLU { threshold = 1, negative_slope = 0.5 }(klua.tensor { -1, 0.5, 2 })
-    assert_close(y, { -1, -0.25, 2 }, 1e-6)
+    near(y, { -1, -0.25, 2 }, 1e-6)
   end)
   it("Softmax gives masked positions probability 0", function()
     local s = L.Softmax()

@@ -1,12 +1,11 @@
 -- layers_without_model_spec.lua — the three training loops of the reference
 -- notes (examples/layers_without_model.lua) run, print a loss per epoch and
 -- that loss falls for each of them. Run with a few epochs to stay fast.
+local run_klua = require("helpers").run_klua
+
 describe("examples/layers_without_model.lua", function()
   it("trains a Dense, a Conv2D and an LSTM layer by hand, each loss falling", function()
-    local bin = (os.getenv("KLUA_BUILD") or "build") .. "/klua"
-    local p = assert(io.popen(bin .. " examples/layers_without_model.lua 6 2>&1"))
-    local out = p:read("*a")
-    p:close()
+    local out = run_klua("examples/layers_without_model.lua 6")
     local sections = {}
     for name, body in out:gmatch("== ([^\n]+)\n(.-)Prediction:") do
       local losses = {}

@@ -4,6 +4,7 @@
 -- the edge cases (probabilities at 0 and 1, logits of +-100, ignore_class),
 -- sample weights and every reduction.
 local klua = require("klua")
+local helpers = require("helpers")
 local losses, ops = klua.losses, klua.ops
 
 local function flat(x)
@@ -14,17 +15,13 @@ local function flat(x)
   return out
 end
 
+-- near(expected, actual, rtol=1e-5, atol=1e-6, what): helpers.near on the
+-- flattened values, the reference first.
 local function near(expected, actual, rtol, atol, what)
-  expected, actual = flat(expected), flat(actual)
-  assert.are.equal(#expected, #actual, (what or "") .. ": sizes differ")
-  for i = 1, #expected do
-    if not (math.abs(expected[i] - actual[i]) <= (atol or 1e-6) + (rtol or 1e-5) * math.abs(expected[i])) then
-      error(("%s: element %d is %.9g, expected %.9g"):format(what or "value", i, actual[i], expected[i]), 2)
-    end
-  end
+  helpers.near(flat(actual), flat(expected), { rtol = rtol or 1e-5, atol = atol or 1e-6 }, what)
 end
 
-local function values(t) return t.nd == 0 and t:item() or t:tolist() end
+local values = helpers.values
 
 -- {name, constructor, y_true, y_pred, per-sample losses, gradient of the mean wrt y_pred}
 local CASES = {

@@ -3,17 +3,14 @@
 -- formulas (tests/reference/gen_metric_refs.py); the update/result/reset
 -- protocol, sample weights, lookup by name and errors.
 local klua = require("klua")
+local helpers = require("helpers")
 local metrics = klua.metrics
 
+-- near(expected, actual, tol=1e-6, what): a metric's result (a number, or a
+-- tensor read as a flat list) within the absolute tolerance tol.
 local function near(expected, actual, tol, what)
-  if type(actual) ~= "number" then actual = actual.nd == 0 and actual:item() or actual:tolist() end
-  if type(expected) == "number" then expected, actual = { expected }, { actual } end
-  assert.are.equal(#expected, #actual, what)
-  for i = 1, #expected do
-    if math.abs(expected[i] - actual[i]) > (tol or 1e-6) then
-      error(("%s: element %d is %.9g, expected %.9g"):format(what or "result", i, actual[i], expected[i]), 2)
-    end
-  end
+  if type(actual) ~= "number" then actual = helpers.values(actual) end
+  helpers.near(actual, expected, { rtol = 0, atol = tol or 1e-6 }, what or "result")
 end
 
 describe("Mean and Sum", function()

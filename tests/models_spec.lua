@@ -5,13 +5,8 @@ local klua = require("klua")
 local L = klua.layers
 local ops = klua.ops
 
-local function max_diff(a, b) return ops.max(ops.abs(a - b)):item() end
-
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local helpers = require("helpers")
+local err_of, max_abs_diff = helpers.err_of, helpers.max_abs_diff
 
 -- The reference notes' custom layer: relu(x . w + b), weights in build().
 local MyLayer = klua.Layer:extend("MyLayer")
@@ -78,9 +73,9 @@ describe("The three ways to build a model", function()
     local x = klua.random.normal({ 7, 10 })
     local y = seq(x)
     assert.are.same({ 7, 4 }, y:shape())
-    assert.are.equal(0, max_diff(y, fun(x)))
-    assert.are.equal(0, max_diff(y, sub(x)))
-    assert.are.equal(0, max_diff(y, seq:predict(x, { verbose = 0 })))
+    assert.are.equal(0, max_abs_diff(y, fun(x)))
+    assert.are.equal(0, max_abs_diff(y, sub(x)))
+    assert.are.equal(0, max_abs_diff(y, seq:predict(x, { verbose = 0 })))
   end)
 
   it("builds the notes' custom layer in all three forms", function()
@@ -92,7 +87,7 @@ describe("The three ways to build a model", function()
     assert.are.equal(seq:count_params(), fun:count_params())
     fun:set_weights(seq:get_weights())
     local x = klua.random.normal({ 4, 5 })
-    assert.are.equal(0, max_diff(seq(x), fun(x)))
+    assert.are.equal(0, max_abs_diff(seq(x), fun(x)))
   end)
 end)
 
@@ -167,8 +162,8 @@ describe("The Functional API", function()
     assert.are.same({ 4, 1 }, r.sum:shape())
     assert.are.same({ 4, 2 }, r.pair:shape())
     local l = listed({ xa, xb })
-    assert.are.equal(0, max_diff(l[1], r.sum))
-    assert.are.equal(0, max_diff(l[2], r.pair))
+    assert.are.equal(0, max_abs_diff(l[1], r.sum))
+    assert.are.equal(0, max_abs_diff(l[2], r.pair))
     assert.matches("missing input", err_of(function() named{ left = xa } end))
     assert.matches("expects shape %(None,3%), got %(4,2%)", err_of(function() listed({ xb, xb }) end))
   end)
@@ -179,7 +174,7 @@ describe("The Functional API", function()
     local m = klua.Model({ i1, i2 }, L.Add()({ shared(i1), shared(i2) }))
     assert.are.equal(2, #m.weights)
     local x1, x2 = klua.random.normal({ 2, 4 }), klua.random.normal({ 2, 4 })
-    assert.is_true(max_diff(m({ x1, x2 }), shared(x1) + shared(x2)) < 1e-6)
+    assert.is_true(max_abs_diff(m({ x1, x2 }), shared(x1) + shared(x2)) < 1e-6)
     assert.are.equal(shared, m:get_layer("shared_dense"))
   end)
 
@@ -194,12 +189,12 @@ describe("The Functional API", function()
     assert.are.equal(4, #combined.weights)
     local x = klua.random.normal({ 3, 16 })
     local expect = combined.layers[3](feature_extractor(x))
-    assert.are.equal(0, max_diff(combined(x), expect))
+    assert.are.equal(0, max_abs_diff(combined(x), expect))
     -- training the combined model trains the nested one
     combined:compile{ optimizer = klua.optimizers.SGD{ learning_rate = 0.1 }, loss = "mse" }
     local before = feature_extractor:get_weights()[1]
     combined:fit(x, klua.ones({ 3, 5 }), { epochs = 1, verbose = 0 })
-    assert.is_true(max_diff(before, feature_extractor:get_weights()[1]) > 0)
+    assert.is_true(max_abs_diff(before, feature_extractor:get_weights()[1]) > 0)
   end)
 
   it("nests a subclassed model and a Sequential inside a Functional model", function()
@@ -230,7 +225,7 @@ describe("The Functional API", function()
     local m = klua.Model(i, y ^ 2)
     local x = klua.random.normal({ 2, 3 })
     local expect = klua.ops.square(-(d(x) + x) * 2 / 4 - 1)
-    assert.is_true(max_diff(m(x), expect) < 1e-6)
+    assert.is_true(max_abs_diff(m(x), expect) < 1e-6)
     assert.matches("is symbolic and holds no values", err_of(klua.ops.exp, i))
   end)
 
@@ -243,7 +238,7 @@ describe("The Functional API", function()
     assert.are.same({ -1, 2 }, z.shape())
     local m = klua.Model(i, { zm, zv, z })
     local r = m(klua.ones({ 2, 3 }))
-    assert.are.equal(0, max_diff(r[3], r[1] + r[2]))
+    assert.are.equal(0, max_abs_diff(r[3], r[1] + r[2]))
   end)
 end)
 
@@ -395,8 +390,8 @@ describe("compile and fit", function()
     local x = klua.random.normal({ 70, 4 })
     local p = m:predict{ x = x, batch_size = 32, verbose = 0 }
     assert.are.same({ 70, 3 }, p:shape())
-    assert.is_true(max_diff(p, m(x)) < 1e-6)
-    assert.is_true(max_diff(m:predict_on_batch(x), m(x)) < 1e-6)
+    assert.is_true(max_abs_diff(p, m(x)) < 1e-6)
+    assert.is_true(max_abs_diff(m:predict_on_batch(x), m(x)) < 1e-6)
   end)
 
   it("returns evaluate results as a number, a list or a table", function()

@@ -3,21 +3,15 @@
 -- tests/reference/gen_optimizer_refs.py, in float64), clipping, weight decay,
 -- schedules, nil gradients, lookup by name and bit-for-bit state restore.
 local klua = require("klua")
+local helpers = require("helpers")
 local optimizers = klua.optimizers
 local schedules = optimizers.schedules
 
 local W0 = { 0.5, -1.2, 2.0, 0.0 }
 local GRADS = { { 0.1, -0.2, 0.3, 0.4 }, { -0.3, 0.25, 0.05, -0.1 }, { 0.2, 0.2, -0.4, 0.3 } }
 
-local function near(expected, actual, tol, what)
-  tol = tol or 2e-6
-  assert.are.equal(#expected, #actual, what)
-  for i = 1, #expected do
-    if math.abs(expected[i] - actual[i]) > tol * (1 + math.abs(expected[i])) then
-      error(("%s: element %d is %.9g, expected %.9g"):format(what or "value", i, actual[i], expected[i]), 2)
-    end
-  end
-end
+-- near(expected, actual, tol=2e-6, what): helpers.near with the reference first.
+local function near(expected, actual, tol, what) helpers.near(actual, expected, tol or 2e-6, what) end
 
 -- {constructor, {the variable after step 1, 2, 3}}
 local CASES = {

@@ -2,20 +2,14 @@
 -- (tests/pty.lua) the way a person uses it, plus its parts (compile,
 -- completion, pretty printing, doc strings) called directly.
 local pty = dofile("tests/pty.lua")
+local helpers = require("helpers")
+local tmpdir, remove_tree = helpers.tmpdir, helpers.remove_tree
 
-local EXE = os.getenv("KLUA_EXE") or ((os.getenv("KLUA_BUILD") or "build") .. "/klua")
 local PROMPT = "klua> "
-
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -p '" .. d .. "'") == 0 or true)
-  return d
-end
 
 -- A REPL on a fresh terminal, isolated from the user's setup.
 local function start(args, env)
-  local argv = { EXE }
+  local argv = { helpers.EXE }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   local e = { TERM = "xterm", INPUTRC = "/dev/null", NO_COLOR = "1", KLUA_HISTORY = false,
               LUA_PATH = false, LUA_INIT = false, HOME = tmpdir() }
@@ -36,7 +30,7 @@ local function session(args, env)
   local s = start(args, env)
   finally(function()
     s:close()
-    if s.home then os.execute("rm -rf '" .. s.home .. "'") end
+    if s.home then remove_tree(s.home) end
   end)
   s:expect(PROMPT)
   return s
@@ -97,16 +91,14 @@ describe("the klua REPL on a terminal", function()
 
   it("keeps history in ~/.klua_history across sessions", function()
     local home = tmpdir()
-    finally(function() os.execute("rm -rf '" .. home .. "'") end)
+    finally(function() remove_tree(home) end)
     local s1 = start({}, { HOME = home })
     finally(function() s1:close() end)
     s1:expect(PROMPT)
     run(s1, "hist_marker = 41 + 1")
     s1:send("\4")                -- Ctrl-D ends the session
     assert.are.equal(0, s1:wait())
-    local f = assert(io.open(home .. "/.klua_history"))
-    local saved = f:read("*a")
-    f:close()
+    local saved = helpers.read_file(home .. "/.klua_history")
     assert.matches("hist_marker = 41 %+ 1", saved)
 
     local s2 = start({}, { HOME = home })
@@ -193,10 +185,8 @@ describe("the klua REPL on a terminal", function()
 
   it("opens after `klua -i script.lua` with the script's globals", function()
     local dir = tmpdir()
-    finally(function() os.execute("rm -rf '" .. dir .. "'") end)
-    local f = assert(io.open(dir .. "/setup.lua", "w"))
-    f:write("answer = 41 + 1\nprint('script ran', ...)\n")
-    f:close()
+    finally(function() remove_tree(dir) end)
+    helpers.write_file(dir .. "/setup.lua", "answer = 41 + 1\nprint('script ran', ...)\n")
     local s = start({ "-i", dir .. "/setup.lua", "a1" })
     finally(function() s:close() end)
     s:expect("script ran\ta1")
@@ -359,9 +349,7 @@ describe("the REPL's parts", function()
     it("reads an LDoc comment above a function when nothing was registered", function()
       local path = os.tmpname()
       finally(function() os.remove(path) end)
-      local f = assert(io.open(path, "w"))
-      f:write("-- not a doc comment\n\n--- halve(x): x divided by two.\n-- Works on numbers.\nreturn function(x) return x / 2 end\n")
-      f:close()
+      helpers.write_file(path, "-- not a doc comment\n\n--- halve(x): x divided by two.\n-- Works on numbers.\nreturn function(x) return x / 2 end\n")
       local halve = dofile(path)
       assert.are.equal("pkg.halve(x)\n\n  x divided by two.\n  Works on numbers.", doc.describe(halve, { name = "pkg.halve" }))
     end)

@@ -8,21 +8,11 @@ local L = klua.layers
 local ref = require("fixtures.rnn_ref")
 local fx = require("fixtures.det")
 local det, near = fx.det, fx.near
+local helpers = require("helpers")
+local err_of, with_weights, max_abs_diff = helpers.err_of, helpers.with_weights, helpers.max_abs_diff
 
 local N, T, D, U = 2, 5, 3, 4
 local MASK = { { 1, 1, 1, 0, 0 }, { 1, 0, 1, 1, 1 } }
-
-local function with_weights(layer, input_shape, weights)
-  layer:build(input_shape)
-  layer:set_weights(weights)
-  return layer
-end
-
-local function err_of(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok)
-  return tostring(err)
-end
 
 -- Gradients of sum(out * det(out, wseed)) with respect to x and the layer's weights.
 local function grads_of(layer, x, wseed)
@@ -90,7 +80,7 @@ describe("LSTM", function()
     local layer = lstm({ dropout = 0.5 })
     local x = det({ N, T, D }, 1)
     near(layer(x), ref.lstm.h, 1e-5, "inference")
-    local diff = ops.max(ops.abs(layer(x, { training = true }) - layer(x))):item()
+    local diff = max_abs_diff(layer(x, { training = true }), layer(x))
     assert.is_true(diff > 1e-3)
   end)
 
@@ -142,8 +132,8 @@ describe("masks from Embedding(mask_zero)", function()
     local padded = lstm(emb(klua.tensor({ { 1, 2, 0, 0 }, { 3, 4, 5, 0 } })))
     local short1 = lstm(emb(klua.tensor({ { 1, 2 } })))
     local short2 = lstm(emb(klua.tensor({ { 3, 4, 5 } })))
-    assert.is_true(ops.max(ops.abs(ops.slice_axis(padded, 1, 1, 1) - short1)):item() < 1e-6)
-    assert.is_true(ops.max(ops.abs(ops.slice_axis(padded, 1, 2, 2) - short2)):item() < 1e-6)
+    assert.is_true(max_abs_diff(ops.slice_axis(padded, 1, 1, 1), short1) < 1e-6)
+    assert.is_true(max_abs_diff(ops.slice_axis(padded, 1, 2, 2), short2) < 1e-6)
   end)
 
   it("flow through LSTM(return_sequences) into GlobalAveragePooling1D", function()
@@ -152,7 +142,7 @@ describe("masks from Embedding(mask_zero)", function()
     local seq = lstm(emb(klua.tensor({ { 1, 2, 0, 0 } })))
     local pooled = L.GlobalAveragePooling1D()(seq)
     local want = ops.mean(ops.slice_axis(seq, 2, 1, 2), 2)
-    assert.is_true(ops.max(ops.abs(pooled - want)):item() < 1e-6)
+    assert.is_true(max_abs_diff(pooled, want) < 1e-6)
   end)
 end)
 
@@ -200,8 +190,8 @@ describe("the fused recurrent kernels", function()
       local y1, g1 = run(1)
       local y2, g2 = run(2)
       klua.set_num_threads(threads)
-      assert.is_true(ops.max(ops.abs(y1 - y2)):item() < 1e-6)
-      for i = 1, 4 do assert.is_true(ops.max(ops.abs(g1[i] - g2[i])):item() < 1e-4 * (1 + ops.max(ops.abs(g1[i])):item())) end
+      assert.is_true(max_abs_diff(y1, y2) < 1e-6)
+      for i = 1, 4 do assert.is_true(max_abs_diff(g1[i], g2[i]) < 1e-4 * (1 + ops.max(ops.abs(g1[i])):item())) end
     end)
   end
 end)
@@ -280,7 +270,7 @@ describe("Bidirectional", function()
     assert.are.same({ 2, 3 }, y:shape())
     assert.are.same({ 2, 3 }, hf:shape())
     assert.are.same({ 2, 3 }, hb:shape())
-    assert.is_true(ops.max(ops.abs(y - hf - hb)):item() < 1e-6)
+    assert.is_true(max_abs_diff(y - hf, hb) < 1e-6)
     assert.are.equal(6, #bi.weights)
     assert.matches("^forward_gru", bi.forward_layer.name)
     assert.is_true(bi.backward_layer.go_backwards)
@@ -300,7 +290,7 @@ describe("TimeDistributed", function()
     local y = td(x)
     assert.are.same({ 2, 4, 3 }, y:shape())
     local direct = ops.matmul(x, dense.kernel) + dense.bias
-    assert.is_true(ops.max(ops.abs(y - direct)):item() < 1e-6)
+    assert.is_true(max_abs_diff(y, direct) < 1e-6)
     assert.are.equal(2, #td.weights)
     assert.are.same({ -1, 4, 3 }, td:compute_output_shape({ -1, 4, 5 }))
   end)

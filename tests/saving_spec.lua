@@ -11,29 +11,12 @@ local json = klua.json
 local saving = klua.saving
 local pty = dofile("tests/pty.lua")
 
-local function max_diff(a, b) return ops.max(ops.abs(a - b)):item() end
-
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(err)
-end
+local helpers = require("helpers")
+local err_of, max_abs_diff = helpers.err_of, helpers.max_abs_diff
+local write_file, read_file, listing = helpers.write_file, helpers.read_file, helpers.listing
 
 local dir
 local function path_of(name) return dir .. "/" .. name end
-
-local function write_file(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 local function le64(n)
   local b = {}
@@ -51,15 +34,6 @@ end
 local function floats(list)
   local buf = ffi.new("float[?]", #list, list)
   return ffi.string(buf, 4 * #list)
-end
-
-local function listing()
-  local out = {}
-  local p = io.popen("ls -a " .. dir)
-  for l in p:lines() do if l ~= "." and l ~= ".." then out[#out + 1] = l end end
-  p:close()
-  table.sort(out)
-  return out
 end
 
 -- A custom layer, registered so that models using it can be loaded.
@@ -90,12 +64,8 @@ end
 function Net:call(x) return self.head(self.scale(self.body(x))) end
 saving.register_serializable(Net)
 
-setup(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  os.execute("mkdir -p " .. dir)
-end)
-teardown(function() os.execute("rm -rf " .. dir) end)
+setup(function() dir = helpers.tmpdir() end)
+teardown(function() helpers.remove_tree(dir) end)
 
 describe("save and load_model", function()
   it("round-trips a Sequential model with its optimizer state", function()
@@ -109,7 +79,7 @@ describe("save and load_model", function()
     local back = klua.models.load_model(path_of("seq.klua"))
     assert.are.equal("Sequential", back:class_name())
     assert.are.equal(m.name, back.name)
-    assert.are.equal(0, max_diff(back:predict(x, { verbose = 0 }), m:predict(x, { verbose = 0 })))
+    assert.are.equal(0, max_abs_diff(back:predict(x, { verbose = 0 }), m:predict(x, { verbose = 0 })))
     assert.are.equal(m.optimizer.iterations, back.optimizer.iterations)
     -- one more epoch from the restored optimizer state matches the original exactly
     klua.random.seed(5)            -- the same dropout masks for both
@@ -118,7 +88,7 @@ describe("save and load_model", function()
     back:fit(x, y, { epochs = 1, batch_size = 8, verbose = 0, shuffle = false })
     assert.are.same({ "loss", "mae" }, back.metrics_names)
     local a, b = m:get_weights(), back:get_weights()
-    for i = 1, #a do assert.are.equal(0, max_diff(a[i], b[i])) end
+    for i = 1, #a do assert.are.equal(0, max_abs_diff(a[i], b[i])) end
   end)
 
   it("round-trips a Functional model with several inputs and a custom layer", function()
@@ -132,8 +102,8 @@ describe("save and load_model", function()
     assert.are.equal("two_heads", back.name)
     assert.is_nil(back.optimizer)
     local p, q = m(x), back(x)
-    assert.are.equal(0, max_diff(p[1], q[1]))
-    assert.are.equal(0, max_diff(p[2], q[2]))
+    assert.are.equal(0, max_abs_diff(p[1], q[1]))
+    assert.are.equal(0, max_abs_diff(p[2], q[2]))
   end)
 
   it("round-trips a subclassed model with a custom layer", function()
@@ -146,7 +116,7 @@ describe("save and load_model", function()
     local back = klua.models.load_model(path_of("net.klua"))
     assert.are.equal("SpecNet", back:class_name())
     assert.are.equal(3, back.scale.factor)
-    assert.are.equal(0, max_diff(back(x), m(x)))
+    assert.are.equal(0, max_abs_diff(back(x), m(x)))
     assert.are.equal(0.5, back._compiled.loss_spec.delta)
   end)
 
@@ -160,7 +130,7 @@ describe("save and load_model", function()
     local msg = err_of(klua.models.load_model, path_of("hidden.klua"))
     assert.matches("hidden%.klua: unknown class 'UnregisteredNet': register it with klua%.saving%.register_serializable", msg)
     local back = klua.models.load_model(path_of("hidden.klua"), { custom_objects = { UnregisteredNet = Hidden } })
-    assert.are.equal(0, max_diff(back(klua.ones({ 1, 3 })), m(klua.ones({ 1, 3 }))))
+    assert.are.equal(0, max_abs_diff(back(klua.ones({ 1, 3 })), m(klua.ones({ 1, 3 }))))
   end)
 
   it("saves arithmetic recorded on symbolic tensors", function()
@@ -169,7 +139,7 @@ describe("save and load_model", function()
     m:save(path_of("ops.klua"))
     local back = klua.models.load_model(path_of("ops.klua"))
     local x = klua.tensor{ { 1, 2 } }
-    assert.are.equal(0, max_diff(back(x), m(x)))
+    assert.are.equal(0, max_abs_diff(back(x), m(x)))
   end)
 
   it("asks for get_config when a subclass was built from values it cannot save", function()
@@ -226,7 +196,7 @@ describe("save_weights and load_weights", function()
     local b = klua.Model(i, L.Dense(1)(L.Dense(3)(i)))
     b:load_weights(path_of("a.safetensors"))
     local x = klua.random.normal({ 3, 2 })
-    assert.are.equal(0, max_diff(a(x), b(x)))
+    assert.are.equal(0, max_abs_diff(a(x), b(x)))
   end)
 
   it("check every shape and name, and change nothing on a mismatch", function()
@@ -237,7 +207,7 @@ describe("save_weights and load_weights", function()
     local msg = err_of(function() wrong:load_weights(path_of("a.safetensors")) end)
     assert.matches("a%.safetensors does not match the model: weight 'dense/kernel' has shape %(2,4%) in the model but %(2,3%) in the file", msg)
     local after = wrong:get_weights()
-    for j = 1, #before do assert.are.equal(0, max_diff(before[j], after[j])) end
+    for j = 1, #before do assert.are.equal(0, max_abs_diff(before[j], after[j])) end
     local fewer = klua.Sequential{ L.Dense(3, { input_shape = { 2 } }) }
     assert.matches("the file has a weight 'dense_1/kernel' that the model does not",
       err_of(function() fewer:load_weights(path_of("a.safetensors")) end))
@@ -245,7 +215,7 @@ describe("save_weights and load_weights", function()
     assert.matches("no weight 'dense_2/kernel' %(shape %(1,1%)%) in the file",
       err_of(function() more:load_weights(path_of("a.safetensors")) end))
     fewer:load_weights(path_of("a.safetensors"), { skip_mismatch = true })
-    assert.are.equal(0, max_diff(fewer.weights[1], a.weights[1]))
+    assert.are.equal(0, max_abs_diff(fewer.weights[1], a.weights[1]))
   end)
 
   it("builds an unbuilt subclassed model from the saved build config", function()
@@ -255,7 +225,7 @@ describe("save_weights and load_weights", function()
     m:save_weights(path_of("net.safetensors"))
     local fresh = Net(4, 1)
     fresh:load_weights(path_of("net.safetensors"))
-    assert.are.equal(0, max_diff(fresh(klua.ones({ 2, 3 })), m(klua.ones({ 2, 3 }))))
+    assert.are.equal(0, max_abs_diff(fresh(klua.ones({ 2, 3 })), m(klua.ones({ 2, 3 }))))
     local empty = klua.Sequential{ L.Dense(1) }
     assert.matches("no weights yet", err_of(function() empty:save_weights(path_of("x.safetensors")) end))
   end)
@@ -355,12 +325,8 @@ describe("Atomic writes", function()
     assert.matches("simulated crash", err)
     local back = klua.models.load_model(target)
     local x = klua.ones({ 2, 2 })
-    assert.are.equal(0, max_diff(back(x), a(x)))
-    local p = io.popen("ls -a " .. sub)
-    local files = {}
-    for l in p:lines() do if l ~= "." and l ~= ".." then files[#files + 1] = l end end
-    p:close()
-    assert.are.same({ "model.klua" }, files)
+    assert.are.equal(0, max_abs_diff(back(x), a(x)))
+    assert.are.same({ "model.klua" }, listing(sub))
   end)
 
   it("keep a complete file when the saving process is killed", function()
@@ -377,7 +343,7 @@ while true do
   io.write("saved ", i, "\n"); io.flush()
 end
 ]]):format(target))
-    local s = pty.spawn({ "build/klua", script })
+    local s = pty.spawn({ helpers.EXE, script })
     local ok, err = pcall(function()
       s:expect("saved 3", 10)
       ffi.C.kill(s.pid, 9)
@@ -442,7 +408,7 @@ describe("Resuming with BackupAndRestore", function()
       assert.are.equal(hf.history.val_loss[i + 2], hr.history.val_loss[i])
     end
     local a, b = full:get_weights(), resumed:get_weights()
-    for i = 1, #a do assert.are.equal(0, max_diff(a[i], b[i])) end
+    for i = 1, #a do assert.are.equal(0, max_abs_diff(a[i], b[i])) end
     assert.are.equal(full.optimizer.iterations, resumed.optimizer.iterations)
   end)
 
@@ -466,15 +432,16 @@ m:fit{ x = x, y = y, epochs = 4, batch_size = 8, verbose = 0, callbacks = cbs }
 m:save_weights(out)
 ]]):format(path_of("proc_backup")))
     local function run(mode, out)
-      return os.execute(("build/klua %s %s %s"):format(script, mode, out or path_of("none")))
+      local _, code = helpers.run_klua(("%s %s %s"):format(script, mode, out or path_of("none")))
+      return code
     end
     run("full", path_of("full.safetensors"))
     local status = run("crash")
-    assert.is_true(status ~= 0 and status ~= true)
+    assert.are_not.equal(0, status)
     run("resume", path_of("resumed.safetensors"))
     local a = saving.load_safetensors(path_of("full.safetensors"))
     local b = saving.load_safetensors(path_of("resumed.safetensors"))
-    for name, t in pairs(a) do assert.are.equal(0, max_diff(t, b[name]), name) end
+    for name, t in pairs(a) do assert.are.equal(0, max_abs_diff(t, b[name]), name) end
   end)
 end)
 

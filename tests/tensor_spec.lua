@@ -2,11 +2,7 @@
 local klua = require("klua")
 local ops = klua.ops
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return tostring(e)
-end
+local err_of = require("helpers").err_of
 
 local function near(a, b, tol)
   local ta, tb = type(a) == "table" and a or a:tolist(), type(b) == "table" and b or b:tolist()

@@ -6,8 +6,10 @@ local Callback = require("klua.callbacks.callback")
 local BackupAndRestore = Callback:extend("BackupAndRestore")
 
 --- BackupAndRestore(backup_dir, {save_freq="epoch", delete_checkpoint=true}):
--- saves weights, optimizer state, the epoch, klua.random's state and the
--- state of the other callbacks at each epoch end (atomically); a later fit
+-- saves weights, optimizer state, the epoch, every random generator's state
+-- (klua.random's stream, the layers' seed generators, the training data's
+-- shuffle generators) and the state of the other callbacks at each epoch end
+-- (atomically); a later fit
 -- with the same callback resumes from there as if never interrupted. The
 -- backup is deleted when training ends normally.
 function BackupAndRestore:__init(backup_dir, kw)
@@ -24,7 +26,8 @@ function BackupAndRestore:__init(backup_dir, kw)
   self.path = backup_dir:gsub("/+$", "") .. "/backup.klua"
 end
 
--- fit hands over its CallbackList so that the other callbacks' state is saved too.
+-- fit hands over its CallbackList so that the other callbacks' state is saved
+-- too, and with it the training data's generators (list.data_generators).
 function BackupAndRestore:set_callback_list(list) self.callback_list = list end
 
 function BackupAndRestore:on_train_begin()
@@ -32,14 +35,16 @@ function BackupAndRestore:on_train_begin()
   local f = io.open(self.path, "rb")
   if not f then return end
   f:close()
-  local state = saving.restore_training_state(self.model, self.path, self.callback_list and self.callback_list.callbacks)
+  local list = self.callback_list
+  local state = saving.restore_training_state(self.model, self.path, list and list.callbacks, list and list.data_generators)
   rawset(self.model, "_initial_epoch", state.epoch + 1)
 end
 
 function BackupAndRestore:on_epoch_end(epoch)
   if self.save_freq ~= "epoch" then return end
+  local list = self.callback_list
   saving.save_training_state(self.model, self.path, {
-    epoch = epoch, callbacks = self.callback_list and self.callback_list.callbacks,
+    epoch = epoch, callbacks = list and list.callbacks, generators = list and list.data_generators,
   })
 end
 
