@@ -10,6 +10,8 @@ local core = require("klua.core")
 local tensor = require("klua.tensor")
 local class = require("klua.class")
 local Variable = require("klua.variable")
+local schedules = require("klua.optimizers.schedules")
+local GradientTape = require("klua.tape")
 local C, raise = core.C, core.raise
 local T, is_tensor = tensor.T, core.is_tensor
 
@@ -277,10 +279,7 @@ function Optimizer:apply_gradients(grads, vars)
 end
 Optimizer.apply = Optimizer.apply_gradients
 
-local function constraint_of(v)
-  local Layer = package.loaded["klua.layer"]
-  return Layer and Layer.constraint_of(v)
-end
+local constraint_of = Variable.constraint_of
 
 function Optimizer:_apply(gs, vs)
   local lr = self:current_learning_rate()
@@ -326,7 +325,6 @@ end
 
 --- minimize(loss_fn, vars): one step on loss_fn() (a function of no arguments).
 function Optimizer:minimize(loss_fn, vars)
-  local GradientTape = require("klua.tape")
   local tape = GradientTape()
   local loss = tape:record(loss_fn)
   self:apply_gradients(tape:gradient(loss, vars), vars)
@@ -390,7 +388,7 @@ function Optimizer:get_config()
   for k in pairs(cls.hyper) do cfg[k] = self[k] end
   local lr = self.learning_rate
   if type(lr) == "table" and lr.get_config then
-    cfg.learning_rate = { class_name = getmetatable(lr).__name, config = lr:get_config() }
+    cfg.learning_rate = schedules.serialize(lr)
   end
   cfg.weight_decay, cfg.clipnorm, cfg.clipvalue, cfg.global_clipnorm = self.weight_decay, self.clipnorm, self.clipvalue, self.global_clipnorm
   return cfg
@@ -400,7 +398,6 @@ function Optimizer.from_config(cls, cfg)
   local kw = {}
   for k, v in pairs(cfg) do kw[k] = v end
   if type(kw.learning_rate) == "table" and kw.learning_rate.class_name then
-    local schedules = require("klua.optimizers.schedules")
     kw.learning_rate = schedules.deserialize(kw.learning_rate)
   end
   return cls(kw)
