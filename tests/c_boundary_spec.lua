@@ -7,6 +7,8 @@
 
 -- The wrapper modules and the C they wrap. README.md's Architecture section
 -- lists the same modules (checked below).
+local helpers = require("helpers")
+
 local ALLOWED = {
   ["klua.core"] = "loads libklua, errors, op dispatch",
   ["klua.tensor"] = "src/tensor.c",
@@ -39,20 +41,6 @@ local function read(path)
   local s = f:read("*a")
   f:close()
   return s
-end
-
-local function lua_files()
-  local p = assert(io.popen("find lua/klua -name '*.lua' | sort"))
-  local files = {}
-  for line in p:lines() do files[#files + 1] = line end
-  p:close()
-  return files
-end
-
--- lua/klua/optimizers/optimizer.lua -> klua.optimizers.optimizer; init.lua
--- names its directory (lua/klua/datasets/init.lua -> klua.datasets).
-local function module_name(path)
-  return (path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
 end
 
 -- The source with comments blanked out, newlines kept so line numbers hold.
@@ -132,8 +120,8 @@ describe("the C boundary", function()
 
   it("lets only the wrapper modules index the C namespace", function()
     local problems, seen = {}, 0
-    for _, path in ipairs(lua_files()) do
-      local module = module_name(path)
+    for _, mod in ipairs(helpers.lua_modules()) do
+      local path, module = mod.path, mod.name
       seen = seen + 1
       if not ALLOWED[module] then
         for _, v in ipairs(violations(path, module)) do problems[#problems + 1] = v end

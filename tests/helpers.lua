@@ -125,4 +125,17 @@ end
 --- run_klua(args): shell(EXE .. " " .. args): output and exit status of a klua run.
 function M.run_klua(args) return M.shell(M.EXE .. " " .. args) end
 
+--- lua_modules(): {{path=, name=}} for every file under lua/klua, sorted;
+-- lua/klua/optimizers/optimizer.lua is klua.optimizers.optimizer and an
+-- init.lua names its directory (lua/klua/datasets/init.lua -> klua.datasets).
+function M.lua_modules()
+  local p = assert(io.popen("find lua/klua -name '*.lua' | sort"))
+  local out = {}
+  for path in p:lines() do
+    out[#out + 1] = { path = path, name = (path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")) }
+  end
+  p:close()
+  return out
+end
+
 return M

@@ -2,22 +2,13 @@
 -- module of lua/klua requires another in a cycle (lazy requires inside
 -- functions included), only the package root requires the root, and every
 -- require stays in its layer or goes down (README.md, "Module layers").
-local function module_files()
-  local out = {}
-  local p = io.popen("find lua/klua -name '*.lua' | sort")
-  for path in p:lines() do out[#out + 1] = path end
-  p:close()
-  return out
-end
-
-local function module_name(path)
-  return (path:gsub("^lua/", ""):gsub("/init%.lua$", ""):gsub("%.lua$", ""):gsub("/", "."))
-end
+local helpers = require("helpers")
 
 -- module -> {required module = line number}, from every require("klua...") in the text.
 local function require_graph()
   local graph = {}
-  for _, path in ipairs(module_files()) do
+  for _, mod in ipairs(helpers.lua_modules()) do
+    local path = mod.path
     local edges = {}
     local n = 0
     for line in io.lines(path) do
@@ -28,7 +19,7 @@ local function require_graph()
         if target:sub(-1) ~= "." then edges[target] = edges[target] or n end
       end
     end
-    graph[module_name(path)] = edges
+    graph[mod.name] = edges
   end
   return graph
 end

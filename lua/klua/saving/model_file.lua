@@ -48,9 +48,7 @@ function M.save_model(model, path, kw)
   }
   local opt = rawget(model, "optimizer")
   if kw.include_optimizer ~= false and opt and metadata.compile_config then
-    local olist, meta = weights.optimizer_entries(opt)
-    for _, e in ipairs(olist) do list[#list + 1] = e end
-    metadata.optimizer_state = json.encode(serialization.to_plain(meta))
+    weights.add_optimizer_state(opt, list, metadata)
   end
   safetensors.write_safetensors(path, "save", list, metadata)
 end

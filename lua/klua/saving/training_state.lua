@@ -56,9 +56,7 @@ function M.save_training_state(model, path, kw)
   local metadata = { format = "klua.backup", training_state = json.encode(serialization.to_plain(state)) }
   local opt = rawget(model, "optimizer")
   if opt then
-    local olist, meta = weights.optimizer_entries(opt)
-    for _, e in ipairs(olist) do list[#list + 1] = e end
-    metadata.optimizer_state = json.encode(serialization.to_plain(meta))
+    weights.add_optimizer_state(opt, list, metadata)
   end
   safetensors.write_safetensors(path, "BackupAndRestore", list, metadata)
 end

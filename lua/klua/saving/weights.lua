@@ -183,6 +183,14 @@ function M.optimizer_entries(opt)
   return list, meta
 end
 
+--- add_optimizer_state(opt, list, metadata): the optimizer's slots appended
+-- to the tensor list, its other state as JSON in metadata.optimizer_state.
+function M.add_optimizer_state(opt, list, metadata)
+  local olist, meta = M.optimizer_entries(opt)
+  for _, e in ipairs(olist) do list[#list + 1] = e end
+  metadata.optimizer_state = json.encode(serialization.to_plain(meta))
+end
+
 function M.restore_optimizer(opt, info, meta, who)
   local vars = {}
   for i = 1, meta.nvariables or 0 do
