@@ -19,6 +19,8 @@ LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c src/ops/*.c src/kernels/*.
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/cdefs.o
 HEADERS  = src/klua.h $(filter-out src/klua.h src/core.h,$(wildcard src/*.h src/kernels/*.h))
 
+all: $(BUILD)/klua $(BUILD)/libklua.so $(BUILD)/libklua.a  ## (default) build the executable and the libraries
+
 vae:           ## the main job: install, build, fetch the digits, train the VAE example
 	$(MAKE) deps
 	$(MAKE) all
@@ -26,10 +28,9 @@ vae:           ## the main job: install, build, fetch the digits, train the VAE 
 	$(BUILD)/klua examples/train_vae.lua
 
 .PHONY: vae all deps test test-c test-lua bench bench-deps data install uninstall clean asan valgrind help mutation
-all: $(BUILD)/klua $(BUILD)/libklua.so $(BUILD)/libklua.a
 
 help:          ## list the targets
-	@grep -E '^[a-z-]+:.*##' Makefile | sed 's/:.*##/ —/'
+	@grep -E '^[a-z-]+:.*##' Makefile | sed -E 's/^([a-z-]+):.*## */\1 — /'
 
 deps:          ## install the Debian packages the build and tests need (apt-get)
 	scripts/install-deps
@@ -87,11 +88,11 @@ install: all   ## install klua, the Lua library, header, libraries and pkg-confi
 	cp -r lua $(DESTDIR)$(PREFIX)/share/klua/
 	sed -e 's|@PREFIX@|$(PREFIX)|' klua.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/klua.pc
 
-uninstall:
+uninstall:     ## remove what install put under PREFIX
 	rm -rf $(DESTDIR)$(PREFIX)/bin/klua $(DESTDIR)$(PREFIX)/lib/libklua.* $(DESTDIR)$(PREFIX)/share/klua \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/klua.pc $(addprefix $(DESTDIR)$(PREFIX)/include/,$(notdir $(HEADERS)))
 
-clean:
+clean:         ## remove the build directories
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

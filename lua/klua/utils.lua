@@ -52,7 +52,7 @@ function utils.peak_rss_mb()
   return kb and tonumber(kb) / 1024
 end
 
---- parse_args(arg, defaults, usage): `--name value` options for a script.
+--- parse_args(arg, defaults, usage): `--name value` or `--name=value` options for a script.
 -- A string default takes a string, any other default (a number, or false for
 -- "unset") a number. `--help` prints usage and exits 0; an unknown option or a
 -- missing or non-numeric value prints the problem and usage and exits 2.
@@ -68,15 +68,18 @@ function utils.parse_args(args, defaults, usage)
   while i <= #args do
     local a = args[i]
     if a == "--help" or a == "-h" then print(usage); os.exit(0) end
-    local key = a:match("^%-%-([%w_]+)$")
-    local v = args[i + 1]
+    local key, v = a:match("^%-%-([%w_]+)=(.*)$")
+    local step = 1
+    if not key then
+      key, v, step = a:match("^%-%-([%w_]+)$"), args[i + 1], 2
+    end
     if not key or defaults[key] == nil or v == nil then fail("unknown or incomplete option '" .. a .. "'") end
     if type(defaults[key]) == "string" then opts[key] = v
     else
       opts[key] = tonumber(v)
       if opts[key] == nil then fail("--" .. key .. " expects a number, got '" .. v .. "'") end
     end
-    i = i + 2
+    i = i + step
   end
   return opts
 end

@@ -189,13 +189,29 @@ local EVAL_ARGS = set { "x", "y", "batch_size", "verbose", "sample_weight", "ste
 local EVAL_POS = { "x", "y", "batch_size" }
 
 -- The loss alone, {loss, metric...} in metrics_names order, or the table by name.
+-- Results print as Keras's do: print(model:evaluate{...}) shows
+-- [0.3521, 0.9062], and a dict {accuracy: 0.9062, loss: 0.3521}.
+local function number_text(v) return type(v) == "number" and ("%.6g"):format(v) or tostring(v) end
+local list_mt = { __tostring = function(t)
+  local parts = {}
+  for i = 1, #t do parts[i] = number_text(t[i]) end
+  return "[" .. table.concat(parts, ", ") .. "]"
+end }
+local dict_mt = { __tostring = function(t)
+  local keys, parts = {}, {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do parts[i] = k .. ": " .. number_text(t[k]) end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end }
+
 local function ordered_result(self, logs, return_dict)
-  if return_dict then return logs end
+  if return_dict then return setmetatable(logs, dict_mt) end
   local names = self.metrics_names
   if #names == 1 then return logs.loss end
   local out = {}
   for i, k in ipairs(names) do out[i] = logs[k] end
-  return out
+  return setmetatable(out, list_mt)
 end
 
 --- evaluate{x=, y=, batch_size=32, verbose=1, sample_weight=, steps=, callbacks=, return_dict=false}:
