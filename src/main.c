@@ -453,7 +453,8 @@ static void init_readline(void) {
 
 /* package.path gets the Lua library beside the executable first: the source
  * tree (build/klua -> lua/) and the installed layout (bin/klua ->
- * share/klua/lua/), so `require("klua")` needs no LUA_PATH. */
+ * share/lua/5.1/, where LuaJIT itself looks too), so `require("klua")` needs
+ * no LUA_PATH. */
 static void set_package_path(lua_State *L) {
   char self[PATH_MAX], root[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -466,7 +467,7 @@ static void set_package_path(lua_State *L) {
   lua_getglobal(L, "package");
   lua_pushfstring(L,
                   "%s/lua/?.lua;%s/lua/?/init.lua;"
-                  "%s/share/klua/lua/?.lua;%s/share/klua/lua/?/init.lua;",
+                  "%s/share/lua/5.1/?.lua;%s/share/lua/5.1/?/init.lua;",
                   root, root, root, root);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);

@@ -22,11 +22,13 @@ local function try_load()
   local candidates = {
     os.getenv("KLUA_LIB"),
     lua_dir .. "/../" .. build .. "/libklua.so",   -- source tree: lua/ beside build/
-    lua_dir .. "/../../../lib/libklua.so",         -- installed: PREFIX/share/klua/lua
+    lua_dir .. "/../../../lib/libklua.so",         -- installed: PREFIX/share/lua/5.1
+    lua_dir .. "/../../../lib/lua/5.1/libklua.so", -- a luarocks tree
+    package.searchpath and package.searchpath("libklua", package.cpath) or nil,
     "klua",
   }
   local errors = {}
-  for i = 1, 4 do
+  for i = 1, 6 do
     local path = candidates[i]
     if path then
       local ok, lib = pcall(ffi.load, path)
