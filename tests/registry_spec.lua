@@ -135,6 +135,24 @@ describe("get(nil)", function()
     assert.are.equal(klua.activations.linear, klua.activations.get(nil))
   end)
 
+  it("a typo gets the closest known name, in the user's spelling", function()
+    local cases = {
+      { klua.losses.get, "categorial_crossentropy", "did you mean 'categorical_crossentropy'%?" },
+      { klua.activations.get, "rleu", "did you mean 'relu'%?" },
+      { klua.optimizers.get, "adamm", "did you mean 'adam'%?" },
+      { klua.metrics.get, "acuracy", "did you mean 'accuracy'%?" },
+      { klua.losses.get, "MeanSquaredErorr", "did you mean 'MeanSquaredError'%?" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(c[1], c[2])
+      assert.is_false(ok)
+      assert.matches(c[3], err)
+    end
+    local ok, err = pcall(klua.losses.get, "zzz")
+    assert.is_false(ok)
+    assert.is_nil(err:find("did you mean", 1, true))
+  end)
+
   it("an unknown name lists the known ones", function()
     local ok, err = pcall(klua.optimizers.get, "adamm")
     assert.is_false(ok)

@@ -101,10 +101,12 @@ function registry.serialize(obj)
   return { class_name = registry.name_of(getmetatable(obj)), config = obj:get_config() }
 end
 
-local function sorted_names(builtins)
+local function sorted_names(builtins, hidden)
   local out = {}
   for k, v in pairs(builtins) do
-    if type(k) == "string" and (is_class(v) or type(v) == "function") then out[#out + 1] = k end
+    if type(k) == "string" and (is_class(v) or type(v) == "function") and not (hidden and hidden[k]) then
+      out[#out + 1] = k
+    end
   end
   table.sort(out)
   return out
@@ -129,6 +131,43 @@ local function find(spec, name)
   if short then return registry.lookup(name) or builtin(spec, short) end
   return builtin(spec, name) or registry.lookup(name)
 end
+
+-- Edit distance, for "did you mean" (names are short: the quadratic table is fine).
+local function distance(a, b)
+  local before, prev, cur = {}, {}, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    cur[0] = i
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      -- a swap of two neighbours counts once ("rleu" is one step from "relu")
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        cur[j] = math.min(cur[j], before[j - 2] + 1)
+      end
+    end
+    before, prev, cur = prev, cur, before
+  end
+  return prev[#b]
+end
+
+-- The known name closest to `name` (ignoring case and _), if it is close;
+-- a lower-case name is answered with a lower-case one when one is as close.
+local function closest(name, known)
+  local key = name:lower():gsub("_", "")
+  local lower = name == name:lower()
+  local best, best_score
+  for _, k in ipairs(known) do
+    local kk = k:lower():gsub("_", "")
+    local d = distance(key, kk)
+    local score = d * 4 + math.min(math.abs(#kk - #key), 2) + ((lower and k ~= k:lower()) and 1 or 0)
+    -- one extra or missing letter at the end ("adamm") beats a different one
+    if kk:sub(1, #key) == key or key:sub(1, #kk) == kk then score = score - 2 end
+    if best_score == nil or score < best_score then best, best_score = k, score end
+  end
+  if best and math.floor(best_score / 4) <= math.max(2, math.floor(#key / 4)) then return best end
+end
+registry.closest = closest
 
 local function fail(spec, fmt, ...)
   error({ klua_registry_error = (spec.who .. ": " .. fmt):format(...) }, 0)
@@ -163,7 +202,11 @@ function registry.resolve(id, spec)
     if t == "string" then
       local v = find(spec, id)
       if v == nil then
-        fail(spec, "unknown %s '%s' (known: %s)", spec.kind, id, table.concat(sorted_names(spec.builtins), ", "))
+        local known = sorted_names(spec.builtins, spec.hidden)
+        for k in pairs(spec.aliases or {}) do known[#known + 1] = k end
+        local guess = closest(id, known)
+        fail(spec, "unknown %s '%s'%s (known: %s)", spec.kind, id, guess and ("; did you mean '" .. guess .. "'?") or "",
+          table.concat(sorted_names(spec.builtins, spec.hidden), ", "))
       end
       if is_class(v) and spec.instantiate ~= false then return v() end
       return v
