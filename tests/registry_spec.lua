@@ -156,7 +156,7 @@ describe("get(nil)", function()
   it("an unknown name lists the known ones", function()
     local ok, err = pcall(klua.optimizers.get, "adamm")
     assert.is_false(ok)
-    assert.matches("optimizers.get: unknown optimizer 'adamm' %(known: .*adam", err)
+    assert.matches("optimizers.get: unknown optimizer 'adamm'; did you mean 'adam'%? %(known: .*Adam", err)
     assert.matches("registry_spec.lua", err)   -- reported at the caller's line
   end)
 end)
