@@ -461,6 +461,11 @@ function Dataset:prefetch(buffer_size)
   return Dataset(self._open, self._card, nil, nil, self._gens)
 end
 
+-- `for batch in ds do` calls the dataset: say how to iterate instead.
+function Dataset:__call()
+  raise("Dataset: iterate with `for batch in ds:iter() do` (a Dataset is not an iterator itself)")
+end
+
 function Dataset:__tostring()
   local c = self._card
   return ("Dataset(cardinality=%s)"):format(c == INFINITE and "infinite" or c == UNKNOWN and "unknown" or tostring(c))

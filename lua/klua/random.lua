@@ -108,6 +108,9 @@ end
 random._stream = stream
 
 local function opts(kw, who)
+  if type(kw) == "number" then
+    raise(("%s: the shape is one table, as in Keras: %s{2, 3} (Torch's %s(2, 3) is not supported); options go in a second table"):format(who, "klua." .. who, who))
+  end
   if kw ~= nil and type(kw) ~= "table" then raise(("%s: expected a table of options, got %s"):format(who, type(kw))) end
   return kw or {}
 end

@@ -41,7 +41,10 @@ function M.tensor(data)
   if td == "number" or td == "boolean" then
     return wrap(C.kl_tensor_full(0, nil, td == "boolean" and (data and 1 or 0) or data))
   end
-  if td ~= "table" then raise("tensor: expected a number, a nested table or a tensor, got " .. td) end
+  if td ~= "table" then
+    raise("tensor: expected a number, a nested table or a tensor, got " .. td ..
+      (td == "nil" and " (a method called with '.' instead of ':'? write x:sum(), not x.sum())" or ""))
+  end
   local shape = nested_shape(data)
   local nd, dims = core.shape_arg(shape, "tensor")
   local n = 1
@@ -284,6 +287,10 @@ local mt = {
   __index = function(t, k)
     local m = methods[k]
     if m ~= nil then return m end
+    if type(k) == "number" then
+      raise(("tensor: x[%s] is not supported (tensors are not Lua tables): use x:get(i, ...) for one element, "
+        .. "ops.slice_axis / ops.take for parts, x:tolist() for a table"):format(tostring(k)))
+    end
     if raw_fields[k] then return t.p[k] end
     if k == "trainable" then return bit.band(t.flags, FLAG_TRAINABLE) ~= 0 end
     if var_fields[k] then

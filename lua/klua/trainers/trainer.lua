@@ -21,6 +21,9 @@ local adapters = require("klua.trainers.data_adapters")
 local class_weights = require("klua.trainers.class_weights")
 local compile_utils = require("klua.trainers.compile_utils")
 local steps = require("klua.trainers.steps")
+-- distribution: identities in one process; under a multi-process DataParallel
+-- each process reads its slice of every batch and the logs are global.
+local distribution = require("klua.distribution.training")
 
 local raise = core.raise
 local collect_args, set, verbose_of = arguments.collect_args, arguments.set, arguments.verbose_of
@@ -96,7 +99,8 @@ local function run_evaluation(self, adapter, list, in_fit)
   local step = 0
   for data in adapter:epoch() do
     list:on_test_batch_begin(step)
-    logs = self:test_step(data)
+    if data.empty then logs = distribution.empty_test_step(self) else logs = self:test_step(data) end  -- distribution
+    logs = distribution.reduce_logs(self, logs)                                                          -- distribution
     list:on_test_batch_end(step, logs)
     step = step + 1
   end
@@ -130,6 +134,7 @@ local function fit(self, a, b, c, d)
   end
   local steps_per_epoch = kw.steps_per_epoch
   local train = make_adapter(who, kw, x, y, sw, batch_size, kw.shuffle ~= false, steps_per_epoch, steps_per_epoch ~= nil)
+  train = distribution.shard(train, { training = true, dataset = adapters.is_dataset(x) })  -- distribution
   local cw, ncls
   if kw.class_weight ~= nil then cw, ncls = class_weights.vector(kw.class_weight, who) end
   ensure_built(self, train)
@@ -147,9 +152,12 @@ local function fit(self, a, b, c, d)
   -- a callback (BackupAndRestore) may set the epoch to resume from
   local initial_epoch = rawget(self, "_initial_epoch") or kw.initial_epoch or 0
   rawset(self, "_initial_epoch", nil)
+  distribution.sync_model(self, who)                            -- distribution: rank 0's weights everywhere
+  distribution.agree_on(initial_epoch, "the epoch to start from")
   local val_adapter
   if val ~= nil then
     val_adapter = adapters.validation_adapter(who, val, kw.validation_batch_size or batch_size, kw.validation_steps)
+    val_adapter = distribution.shard(val_adapter, { dataset = adapters.is_dataset(val) })  -- distribution
   end
   local freq = kw.validation_freq or 1
   local logs = {}
@@ -158,9 +166,10 @@ local function fit(self, a, b, c, d)
     list:on_epoch_begin(epoch)
     local step = 0
     for data in train:epoch() do
-      if cw then data[3] = class_weights.sample_weights(data[2], data[3], cw, ncls, who) end
+      if cw and not data.empty then data[3] = class_weights.sample_weights(data[2], data[3], cw, ncls, who) end
       list:on_train_batch_begin(step)
-      logs = self:train_step(data)
+      if data.empty then logs = distribution.empty_train_step(self) else logs = self:train_step(data) end  -- distribution
+      logs = distribution.reduce_logs(self, logs)                                                            -- distribution
       list:on_train_batch_end(step, logs)
       step = step + 1
       if rawget(self, "stop_training") then break end
@@ -169,6 +178,7 @@ local function fit(self, a, b, c, d)
       warn("Your input ran out of data; interrupting training. Make sure that your dataset can generate at least `steps_per_epoch * epochs` batches.")
       rawset(self, "stop_training", true)
     end
+    distribution.average_non_trainable(self)                    -- distribution: moving statistics
     local epoch_logs = scalars(logs)
     if val_adapter and (epoch + 1) % freq == 0 then
       local vlogs = run_evaluation(self, val_adapter, list, true)
@@ -178,6 +188,9 @@ local function fit(self, a, b, c, d)
     logs = epoch_logs
     if rawget(self, "stop_training") then break end
   end
+  distribution.finish()
+  -- Keras: with use_ema, the weights take their moving averages after the last epoch
+  if epochs > 0 and rawget(self, "optimizer") then rawget(self, "optimizer"):finalize_variable_values(self.trainable_weights) end
   list:on_train_end(logs)
   return list.history
 end
@@ -222,6 +235,7 @@ local function evaluate(self, a, b, c, d)
   compiled_of(self, who)
   local verbose = verbose_of(kw.verbose)
   local adapter = make_adapter(who, kw, kw.x, kw.y, kw.sample_weight, kw.batch_size or 32, false, kw.steps)
+  adapter = distribution.shard(adapter, { dataset = adapters.is_dataset(kw.x) })  -- distribution
   local list = callbacks.CallbackList(kw.callbacks, { add_progbar = verbose ~= 0, model = self, verbose = verbose, epochs = 1, steps = adapter.steps })
   local logs = run_evaluation(self, adapter, list, false)
   return ordered_result(self, logs, kw.return_dict)
@@ -255,13 +269,14 @@ local function predict(self, a, b, c)
   local verbose = verbose_of(kw.verbose)
   -- a Dataset brings its own batches; batch_size is then refused by make_adapter
   local adapter = make_adapter(who, kw, kw.x, nil, nil, kw.batch_size or 32, false, kw.steps)
+  adapter = distribution.shard(adapter, { dataset = adapters.is_dataset(kw.x), whole_when_short = true })  -- distribution
   local list = callbacks.CallbackList(kw.callbacks, { add_progbar = verbose ~= 0, model = self, verbose = verbose, epochs = 1, steps = adapter.steps })
   list:on_predict_begin()
   local outs = {}
   local step = 0
   for data in adapter:epoch() do
     list:on_predict_batch_begin(step)
-    local y = self:predict_step(data)
+    local y = distribution.gather_outputs(self:predict_step(data), data)  -- distribution: the whole batch's
     outs[#outs + 1] = y
     list:on_predict_batch_end(step, { outputs = y })
     step = step + 1
@@ -310,20 +325,35 @@ end
 
 local M = {}
 
+-- model.fit{...} (a dot for a colon) passes the keyword table as the model:
+-- say so instead of failing somewhere inside.
+local function method(name, f)
+  return function(self, ...)
+    if type(self) ~= "table" or rawget(self, "_klua_layer") ~= true then
+      core.raise(("Model.%s: call it with a colon, model:%s{...} (it got %s as the model: model.%s{...} has a dot)")
+        :format(name, name, type(self) == "table" and "a plain table" or type(self), name))
+    end
+    return f(self, ...)
+  end
+end
+
 --- install(Model): the training methods on the Model class.
 function M.install(Model)
-  Model.compile = compile
-  Model.fit = fit
-  Model.evaluate = evaluate
-  Model.predict = predict
-  Model.train_on_batch = train_on_batch
-  Model.test_on_batch = test_on_batch
-  Model.predict_on_batch = predict_on_batch
+  Model.compile = method("compile", compile)
+  Model.fit = method("fit", fit)
+  Model.evaluate = method("evaluate", evaluate)
+  Model.predict = method("predict", predict)
+  Model.train_on_batch = method("train_on_batch", train_on_batch)
+  Model.test_on_batch = method("test_on_batch", test_on_batch)
+  Model.predict_on_batch = method("predict_on_batch", predict_on_batch)
   Model.train_step = steps.train_step
   Model.test_step = steps.test_step
   Model.predict_step = steps.predict_step
   Model.compute_loss = steps.compute_loss
   Model.reset_metrics = reset_metrics
+  -- distribution: under a multi-process DataParallel only rank 0 writes the file
+  Model.save = distribution.chief_writes(Model.save)
+  Model.save_weights = distribution.chief_writes(Model.save_weights)
 end
 
 return M
