@@ -162,6 +162,14 @@ do
     { shapes = { { 3, 1 }, { 3, 4 } }, wrt = { 2 }, inputs = { idx { { 2 }, { 0 }, { 1 } }, positive }, call = L("sparse_categorical_crossentropy", { ints = { 0 } }) },
     { shapes = { { 3 }, { 3, 4 } }, wrt = { 2 }, inputs = { idx { 1, -1, 3 }, signed }, call = L("sparse_categorical_crossentropy", { ints = { 1, 1, -1 } }) },
   }
+  -- CTC: 0-padded labels with a repeat (the blank between them), then explicit
+  -- label and logit lengths (padding in time gets no gradient) and blank 2
+  rows.ctc_loss = {
+    { shapes = { { 2, 3 }, { 2, 6, 4 } }, wrt = { 2 }, inputs = { idx { { 1, 1, 3 }, { 2, 0, 0 } }, signed },
+      call = function(y, x) return core.op_n("ctc_loss", { y, x }, { ints = { 0 } }) end },
+    { shapes = { { 2, 3 }, { 2, 5, 3 }, { 2 }, { 2 } }, wrt = { 2 }, inputs = { idx { { 0, 1, 0 }, { 1, 1, 0 } }, signed, idx { 2, 3 }, idx { 4, 5 } },
+      call = function(y, x, ll, tl) return core.op_n("ctc_loss", { y, x, ll, tl }, { ints = { 2 } }) end },
+  }
 end
 
 -- @conv (convolution and pooling ops)
@@ -173,6 +181,20 @@ do
     { shapes = { { 1, 6, 5, 1 }, { 2, 2, 1, 2 } }, call = function(x, k) return nn.conv(x, k, { dilation_rate = { 2, 1 }, padding = "same" }) end },
     { shapes = { { 2, 3, 3, 3 }, { 1, 1, 3, 2 } }, call = function(x, k) return nn.conv(x, k) end },   -- pointwise path
     { shapes = { { 2, 7, 2 }, { 3, 2, 2 } }, call = function(x, k) return nn.conv(x, k, { padding = "causal", dilation_rate = 2 }) end },
+    -- groups: the direct loop, im2col + one sgemm per group, 1-D, and the pointwise backward
+    { shapes = { { 2, 4, 4, 4 }, { 2, 2, 2, 6 }, { 6 } }, call = function(x, k, b) return nn.conv(x, k, { groups = 2, bias = b }) end },
+    { shapes = { { 1, 4, 4, 8 }, { 3, 3, 4, 4 } }, call = function(x, k) return nn.conv(x, k, { groups = 2, padding = "same" }) end },
+    { shapes = { { 2, 6, 6 }, { 2, 2, 6 } }, call = function(x, k) return nn.conv(x, k, { groups = 3, strides = 2 }) end },
+    { shapes = { { 2, 2, 3, 4 }, { 1, 1, 2, 4 } }, call = function(x, k) return nn.conv(x, k, { groups = 2 }) end },
+  }
+  rows.conv3d = {
+    { shapes = { { 1, 3, 4, 3, 2 }, { 2, 2, 2, 2, 3 }, { 3 } }, call = function(x, k, b) return nn.conv(x, k, { strides = { 1, 2, 1 }, padding = "same", bias = b }) end },
+    { shapes = { { 1, 3, 3, 4, 5 }, { 2, 2, 2, 5, 2 } }, call = function(x, k) return nn.conv(x, k, { dilation_rate = { 1, 1, 2 } }) end },   -- im2col
+    { shapes = { { 1, 2, 3, 3, 10 }, { 2, 2, 3, 5, 4 } }, call = function(x, k) return nn.conv(x, k, { groups = 2, padding = "same" }) end },
+  }
+  rows.conv3d_transpose = {
+    { shapes = { { 1, 2, 2, 2, 2 }, { 2, 2, 2, 3, 2 }, { 3 } }, call = function(x, k, b) return nn.conv_transpose(x, k, { strides = 2, padding = "same", bias = b }) end },
+    { shapes = { { 1, 2, 3, 2, 1 }, { 2, 3, 2, 2, 1 } }, call = function(x, k) return nn.conv_transpose(x, k, { strides = { 1, 2, 1 } }) end },
   }
   rows.conv2d_transpose = {
     { shapes = { { 1, 3, 2, 2 }, { 3, 3, 2, 2 }, { 2 } }, call = function(x, k, b) return nn.conv_transpose(x, k, { strides = 2, padding = "same", bias = b }) end },
@@ -181,6 +203,7 @@ do
   rows.depthwise_conv2d = {
     { shapes = { { 2, 4, 4, 2 }, { 3, 3, 2, 2 }, { 4 } }, call = function(x, k, b) return nn.depthwise_conv(x, k, { padding = "same", bias = b }) end },
     { shapes = { { 1, 5, 4, 3 }, { 2, 2, 3, 1 } }, call = function(x, k) return nn.depthwise_conv(x, k, { strides = 2 }) end },
+    { shapes = { { 2, 6, 2 }, { 3, 2, 2 } }, call = function(x, k) return nn.depthwise_conv(x, k, { padding = "same", dilation_rate = 2 }) end },   -- 1-D
   }
   rows.max_pool2d = {
     { shapes = { { 2, 4, 5, 2 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 2, nil, "same") end },
@@ -190,6 +213,14 @@ do
   rows.avg_pool2d = {
     { shapes = { { 2, 5, 5, 2 } }, call = function(x) return nn.average_pool(x, 2, nil, "same") end },
     { shapes = { { 1, 4, 4, 1 } }, call = function(x) return nn.average_pool(x, { 3, 2 }, 1) end },
+  }
+  rows.max_pool3d = {
+    { shapes = { { 1, 3, 4, 3, 2 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 2, nil, "same") end },
+    { shapes = { { 1, 3, 4, 5, 1 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, { 2, 3, 2 }, { 1, 1, 2 }) end },
+  }
+  rows.avg_pool3d = {
+    { shapes = { { 1, 3, 4, 5, 2 } }, call = function(x) return nn.average_pool(x, 2, nil, "same") end },
+    { shapes = { { 2, 3, 3, 3, 1 } }, call = function(x) return nn.average_pool(x, { 2, 2, 3 }, 1) end },
   }
   rows.upsampling2d = { { shapes = { { 2, 2, 3, 2 } }, call = function(x) return nn.upsampling2d(x, { 2, 3 }) end } }
   rows.zero_padding2d = { { shapes = { { 2, 2, 3, 2 } }, call = function(x) return nn.zero_padding2d(x, { { 1, 0 }, { 2, 1 } }) end } }
@@ -214,6 +245,12 @@ do
     { shapes = { { 2, 4, 3 }, { 3, 6 }, { 2, 6 }, { 2, 6 }, { 2, 2 }, { 2, 4 } }, wrt = { 1, 2, 3, 4, 5 },
       inputs = { signed, signed, signed, signed, signed, mask },
       call = function(...) return hc(nn.rnn("gru", { ... }, { go_backwards = true }), 2) end },
+    -- reset_after = false: bias (3U), the reset gate applied before the product
+    { shapes = { { 2, 4, 3 }, { 3, 6 }, { 2, 6 }, { 6 }, { 2, 2 } },
+      call = function(...) return hc(nn.rnn("gru", { ... }, { reset_after = false }), 2) end },
+    { shapes = { { 2, 4, 3 }, { 3, 6 }, { 2, 6 }, { 6 }, { 2, 2 }, { 2, 4 } }, wrt = { 1, 2, 3, 4, 5 },
+      inputs = { signed, signed, signed, signed, signed, mask },
+      call = function(...) return hc(nn.rnn("gru", { ... }, { go_backwards = true, reset_after = false }), 2) end },
   }
   rows.simple_rnn = {
     { shapes = { { 2, 4, 3 }, { 3, 3 }, { 3, 3 }, { 3 }, { 2, 3 } }, call = function(...) return nn.rnn("simple_rnn", { ... }, {}) end },

@@ -210,16 +210,18 @@ describe("apply_gradients", function()
     assert.are.same(a:tolist(), b:tolist())
   end)
 
-  it("creates slot variables lazily and lists them in opt.variables", function()
+  it("creates slot variables lazily and lists them in opt.variables after the iteration counter and the learning rate", function()
     local opt = optimizers.Adam { amsgrad = true }
-    assert.are.equal(0, #opt.variables)
+    assert.are.equal(2, #opt.variables)
     local w = klua.Variable({ 1, 2 }, { name = "w" })
     opt:apply_gradients({ klua.tensor { 1, 1 } }, { w })
-    assert.are.equal(3, #opt.variables)
-    assert.are.equal("w_momentum", opt.variables[1].name)
-    assert.are.equal("w_velocity_hat", opt.variables[3].name)
-    assert.is_false(opt.variables[1].trainable)
-    assert.are.equal(0, #optimizers.SGD().variables)
+    assert.are.equal(5, #opt.variables)
+    assert.are.equal("iteration", opt.variables[1].name)
+    assert.are.equal("learning_rate", opt.variables[2].name)
+    assert.are.equal("w_momentum", opt.variables[3].name)
+    assert.are.equal("w_velocity_hat", opt.variables[5].name)
+    assert.is_false(opt.variables[3].trainable)
+    assert.are.equal(2, #optimizers.SGD().variables)
   end)
 
   it("skips nil gradients with one warning and still updates the others", function()
@@ -324,7 +326,7 @@ describe("optimizer state", function()
       local again = optimizers[name](cfg)     -- and after they exist
       again:build({ w2, b2 })
       again:set_state(state)
-      assert.are.same(state.variables[1]:tolist(), again.variables[1]:tolist())
+      assert.are.same(state.variables[1]:tolist(), again.variables[3]:tolist())  -- after iterations, learning_rate
     end)
   end
 

@@ -205,3 +205,20 @@ describe("the models and trainers packages", function()
     end
   end)
 end)
+
+describe("fit with a loss_scale_factor", function()
+  it("gives the weights of a run without one (the loss is scaled, the gradients unscaled)", function()
+    local function run(factor)
+      klua.random.seed(3)
+      local m = klua.Sequential{ klua.Input{ shape = { 3 } }, klua.layers.Dense{ units = 2 } }
+      m:compile{ optimizer = klua.optimizers.SGD{ learning_rate = 0.1, loss_scale_factor = factor }, loss = "mse" }
+      local x, y = klua.random.normal{ 16, 3 }, klua.random.normal{ 16, 2 }
+      local h = m:fit{ x = x, y = y, batch_size = 4, epochs = 2, verbose = 0, shuffle = false }
+      return m:get_weights(), h.history.loss
+    end
+    local w1, l1 = run(nil)
+    local w2, l2 = run(256)
+    for i = 1, #w1 do assert.is_true(klua.ops.max(klua.ops.abs(w1[i] - w2[i])):item() < 1e-6) end
+    assert.is_true(math.abs(l1[2] - l2[2]) < 1e-6)
+  end)
+end)

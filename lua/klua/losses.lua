@@ -53,19 +53,33 @@ local function pair(y_true, y_pred)
   return same_rank(t, p)
 end
 
--- Options may come as a table (Lua's keywords) or, Keras-style, by position.
-local function opts(a, names)
-  if type(a) == "table" then return a end
-  local o, args = {}, { a }
-  for i, n in ipairs(names) do o[n] = args[i] end
+-- Options may come as a table of keywords or, Keras-style, by position. A
+-- table with a first element is a positional value (a list of labels or axes).
+local function opts(names, ...)
+  local first = ...
+  if type(first) == "table" and first[1] == nil then return first end
+  local o = {}
+  for i, n in ipairs(names) do o[n] = (select(i, ...)) end
   return o
 end
 
-local function check_axis(axis, what)
-  if axis ~= nil and axis ~= -1 then raise(("%s: only axis=-1 (the last axis) is supported, got %s"):format(what, tostring(axis))) end
+-- The class axis (1-based, negative from the end, default -1) as 0-based.
+local function axis0(axis, x, what) return core.axis_arg(axis == nil and -1 or axis, x.nd, what) end
+
+--- to_last(x, a): x with its axis a (0-based) moved to the end, so that the
+-- fused kernels, which reduce the last axis, serve any axis.
+local function to_last(x, a)
+  if a == x.nd - 1 then return x end
+  local perm = {}
+  for i = 1, x.nd do if i ~= a + 1 then perm[#perm + 1] = i end end
+  perm[#perm + 1] = a + 1
+  return ops.transpose(x, perm)
 end
 
 local function affine(x, a, b) return op("scale", x, nil, nil, { f = { a, b } }) end
+
+-- Keras's backend.epsilon(); probabilities are clipped to [EPS, 1 - EPS].
+local EPS = 1e-7
 
 -- Per-sample loss functions (keras.losses.<name>) -------------------------------
 
@@ -98,68 +112,106 @@ function losses.huber(y_true, y_pred, delta)
   return op("huber", t, p, nil, { f = { delta } })
 end
 
---- cosine_similarity(y_true, y_pred, axis=-1): -cos along the last axis.
+--- cosine_similarity(y_true, y_pred, axis=-1): -cos along axis.
 function losses.cosine_similarity(y_true, y_pred, axis)
   axis = type(axis) == "table" and axis.axis or axis
-  check_axis(axis, "cosine_similarity")
   local t, p = pair(y_true, y_pred)
+  if p.nd > 0 then
+    local a = axis0(axis, p, "cosine_similarity")
+    t, p = to_last(t, a), to_last(p, a)
+  end
   return op("cosine_similarity", t, p)
 end
 
---- binary_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0, axis=-1)
-function losses.binary_crossentropy(y_true, y_pred, from_logits, label_smoothing, axis)
-  local o = opts(from_logits, { "from_logits", "label_smoothing", "axis" })
-  if type(from_logits) ~= "table" then o.label_smoothing, o.axis = label_smoothing, axis end
-  check_axis(o.axis, "binary_crossentropy")
+--- binary_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0, axis=-1):
+-- the mean over axis of the elementwise crossentropy.
+function losses.binary_crossentropy(y_true, y_pred, ...)
+  local o = opts({ "from_logits", "label_smoothing", "axis" }, ...)
   local p = T(y_pred)
   local t = T(y_true)
   local ls = o.label_smoothing or 0
   if ls ~= 0 then t = affine(t, 1 - ls, 0.5 * ls) end
   local e = op("binary_crossentropy", t, p, nil, { ints = { o.from_logits and 1 or 0 } })
   if e.nd == 0 then return e end
-  return ops.mean(e, -1)
+  return ops.mean(e, axis0(o.axis, e, "binary_crossentropy") + 1)
 end
 
---- binary_focal_crossentropy(y_true, y_pred, {apply_class_balancing=false, alpha=0.25, gamma=2, from_logits=false, label_smoothing=0})
-function losses.binary_focal_crossentropy(y_true, y_pred, o)
-  o = o or {}
-  check_axis(o.axis, "binary_focal_crossentropy")
+--- binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=false, alpha=0.25, gamma=2, from_logits=false, label_smoothing=0, axis=-1)
+function losses.binary_focal_crossentropy(y_true, y_pred, ...)
+  local o = opts({ "apply_class_balancing", "alpha", "gamma", "from_logits", "label_smoothing", "axis" }, ...)
   local p = T(y_pred)
   local t = T(y_true)
   local ls = o.label_smoothing or 0
   if ls ~= 0 then t = affine(t, 1 - ls, 0.5 * ls) end
+  if p.nd > 0 and t.nd == p.nd then
+    local a = axis0(o.axis, p, "binary_focal_crossentropy")
+    t, p = to_last(t, a), to_last(p, a)
+  end
   local alpha, gamma = o.alpha or 0.25, o.gamma or 2.0
   return op("binary_focal_crossentropy", t, p, nil,
     { ints = { o.from_logits and 1 or 0, o.apply_class_balancing and 1 or 0 }, f = { alpha, gamma } })
 end
 
 --- categorical_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0, axis=-1)
-function losses.categorical_crossentropy(y_true, y_pred, from_logits, label_smoothing, axis)
-  local o = opts(from_logits, { "from_logits", "label_smoothing", "axis" })
-  if type(from_logits) ~= "table" then o.label_smoothing, o.axis = label_smoothing, axis end
-  check_axis(o.axis, "categorical_crossentropy")
+function losses.categorical_crossentropy(y_true, y_pred, ...)
+  local o = opts({ "from_logits", "label_smoothing", "axis" }, ...)
   local p = T(y_pred)
   local t = T(y_true)
+  local a = p.nd > 0 and axis0(o.axis, p, "categorical_crossentropy") or 0
   local ls = o.label_smoothing or 0
-  if ls ~= 0 then
-    local k = last_dim(t) or 1
-    t = affine(t, 1 - ls, ls / k)
-  end
+  if ls ~= 0 then t = affine(t, 1 - ls, ls / (p.nd > 0 and tonumber(p.dims[a]) or 1)) end
+  if p.nd > 0 and t.nd == p.nd then t, p = to_last(t, a), to_last(p, a) end
   return op("categorical_crossentropy", t, p, nil, { ints = { o.from_logits and 1 or 0 } })
 end
 
+--- categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2, from_logits=false, label_smoothing=0, axis=-1):
+-- sum over axis of alpha * (1 - p)^gamma * -y_true * log(p), p the
+-- renormalised, clipped probabilities (Keras's formula, composed of ops).
+-- alpha is a number or a list with one weight per class.
+function losses.categorical_focal_crossentropy(y_true, y_pred, ...)
+  local o = opts({ "alpha", "gamma", "from_logits", "label_smoothing", "axis" }, ...)
+  local what = "categorical_focal_crossentropy"
+  local p = T(y_pred)
+  local t = T(y_true)
+  if p.nd == 0 then raise(what .. ": y_pred must have a class axis, got a scalar") end
+  if not tensor.same_shape(t, p) then
+    raise(("%s: y_true %s and y_pred %s must have the same shape"):format(what, core.shape_str(t:shape()), core.shape_str(p:shape())))
+  end
+  local a = axis0(o.axis, p, what)
+  local k = tonumber(p.dims[a])
+  local alpha, gamma = o.alpha == nil and 0.25 or o.alpha, o.gamma == nil and 2.0 or o.gamma
+  if type(alpha) == "table" then
+    if #alpha ~= k then raise(("%s: alpha has %d weights for %d classes"):format(what, #alpha, k)) end
+    local shape = {}
+    for i = 1, p.nd do shape[i] = i == a + 1 and k or 1 end
+    alpha = ops.reshape(tensor.tensor(alpha), shape)
+  end
+  local ls = o.label_smoothing or 0
+  if ls ~= 0 then t = affine(t, 1 - ls, ls / k) end
+  if o.from_logits then p = ops.softmax(p, a + 1) end
+  local q = ops.clip(p / ops.sum(p, a + 1, true), EPS, 1 - EPS)
+  local focal = ops.power(affine(q, -1, 1), gamma) * alpha
+  return ops.sum(focal * -(t * ops.log(q)), a + 1)
+end
+
 --- sparse_categorical_crossentropy(y_true, y_pred, from_logits=false, ignore_class=nil, axis=-1)
--- Labels are 0-based class indices. Returns the per-sample losses (0 where
--- the label is ignore_class) and, with ignore_class, the mask of valid samples.
-function losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits, ignore_class, axis)
-  local o = opts(from_logits, { "from_logits", "ignore_class", "axis" })
-  if type(from_logits) ~= "table" then o.ignore_class, o.axis = ignore_class, axis end
-  check_axis(o.axis, "sparse_categorical_crossentropy")
+-- Labels are 0-based class indices, shaped as y_pred without its class axis
+-- (or with a 1 there). Returns the per-sample losses (0 where the label is
+-- ignore_class) and, with ignore_class, the mask of valid samples.
+function losses.sparse_categorical_crossentropy(y_true, y_pred, ...)
+  local o = opts({ "from_logits", "ignore_class", "axis" }, ...)
   local p = T(y_pred)
   local t = T(y_true)
   local ic = o.ignore_class
   if ic ~= nil and (type(ic) ~= "number" or ic ~= math.floor(ic)) then
     raise("sparse_categorical_crossentropy: ignore_class must be an integer, got " .. tostring(ic))
+  end
+  if p.nd > 0 then
+    local a = axis0(o.axis, p, "sparse_categorical_crossentropy")
+    if a ~= p.nd - 1 then
+      if t.nd == p.nd and tonumber(t.dims[a]) == 1 then t = ops.squeeze(t, a + 1) end
+      p = to_last(p, a)
+    end
   end
   local values = op("sparse_categorical_crossentropy", t, p, nil,
     { ints = { o.from_logits and 1 or 0, ic ~= nil and 1 or 0, ic or 0 } })
@@ -167,6 +219,110 @@ function losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits, ign
   local mask = ops.not_equal(t, ic)
   if mask.count == values.count then mask = ops.reshape(mask, values:shape()) end
   return values, mask
+end
+
+-- axis as a number, a list of axes, nil (all axes) or inside an options table.
+local function axes_or_opts(a, names)
+  if type(a) == "table" and a[1] == nil and next(a) ~= nil then return a end
+  return { [names] = a }
+end
+
+--- dice(y_true, y_pred, axis=nil): 1 - 2 sum(t p) / (sum(t) + sum(p) + 1e-7),
+-- the sums over axis (a number or a list of 1-based axes; nil: all of them).
+function losses.dice(y_true, y_pred, axis)
+  axis = axes_or_opts(axis, "axis").axis
+  local p = T(y_pred)
+  local t = T(y_true)
+  local inter = ops.sum(t * p, axis)
+  return affine((inter * 2) / (ops.sum(t, axis) + ops.sum(p, axis) + EPS), -1, 1)
+end
+
+--- tversky(y_true, y_pred, alpha=0.5, beta=0.5, axis=nil): 1 - TP / (TP +
+-- alpha FP + beta FN + 1e-7) with soft counts summed over axis (as dice).
+function losses.tversky(y_true, y_pred, ...)
+  local o = opts({ "alpha", "beta", "axis" }, ...)
+  local alpha, beta, axis = o.alpha or 0.5, o.beta or 0.5, o.axis
+  local p = T(y_pred)
+  local t = T(y_true)
+  local inter = ops.sum(p * t, axis)
+  local fp = ops.sum(affine(t, -1, 1) * p, axis)
+  local fn = ops.sum(t * affine(p, -1, 1), axis)
+  return affine(inter / (inter + fp * alpha + fn * beta + EPS), -1, 1)
+end
+
+-- Where Keras fills with -inf before a logsumexp: finite, so that a row
+-- without pairs gives softplus(-1e30) = 0 and a zero gradient, not NaN.
+local NO_PAIR = -1e30
+
+--- circle(y_true, y_pred, ref_labels=y_true, ref_embeddings=y_pred, remove_diagonal=true, gamma=80, margin=0.4):
+-- Circle loss of (N) integer labels and (N, D) L2-normalised embeddings
+-- against the (M) reference labels and (M, D) embeddings. Returns the (N)
+-- losses and the mask of those > 0 (anchors with no positive or no negative
+-- pair are left out of the mean, as in Keras).
+function losses.circle(y_true, y_pred, ...)
+  local o = opts({ "ref_labels", "ref_embeddings", "remove_diagonal", "gamma", "margin" }, ...)
+  local what = "circle"
+  local p = T(y_pred)
+  local t = T(y_true)
+  local ref_p = o.ref_embeddings ~= nil and T(o.ref_embeddings) or p
+  local ref_t = o.ref_labels ~= nil and T(o.ref_labels) or t
+  local gamma, margin = o.gamma or 80.0, o.margin or 0.4
+  if p.nd ~= 2 or ref_p.nd ~= 2 or tonumber(p.dims[1]) ~= tonumber(ref_p.dims[1]) then
+    raise(("%s: embeddings must be (batch, dim) matrices of one dim, got y_pred %s and ref_embeddings %s")
+      :format(what, core.shape_str(p:shape()), core.shape_str(ref_p:shape())))
+  end
+  local n, m = tonumber(p.dims[0]), tonumber(ref_p.dims[0])
+  if tonumber(t.count) ~= n or tonumber(ref_t.count) ~= m then
+    raise(("%s: expected one label per embedding, got labels %s for y_pred %s and %s for ref_embeddings %s"):format(what,
+      core.shape_str(t:shape()), core.shape_str(p:shape()), core.shape_str(ref_t:shape()), core.shape_str(ref_p:shape())))
+  end
+  local dist = ops.relu(affine(ops.matmul(p, ref_p, { transpose_b = true }), -1, 1))
+  local pos = ops.equal(ops.reshape(t, { n, 1 }), ops.reshape(ref_t, { 1, m }))
+  local neg = affine(pos, -1, 1)
+  if o.remove_diagonal ~= false then pos = pos * affine(tensor.eye(n, m), -1, 1) end
+  local pos_w = ops.relu(affine(dist, 1, margin) * pos)
+  local neg_w = ops.relu(affine(dist, -1, 1 + margin) * neg)
+  local pos_term = pos_w * affine(dist, gamma, -gamma * margin)      -- -gamma * w * (margin - d)
+  local neg_term = neg_w * affine(dist, -gamma, gamma * (1 - margin)) -- gamma * w * (1 - margin - d)
+  local p_loss = ops.logsumexp(ops.where(pos, pos_term, NO_PAIR), 2)
+  local n_loss = ops.logsumexp(ops.where(neg, neg_term, NO_PAIR), 2)
+  local loss = ops.softplus(p_loss + n_loss)
+  return loss, ops.greater(loss, 0)
+end
+
+local function check_q(q, what)
+  if type(q) ~= "number" or not (q > 0 and q < 1) then
+    raise(("%s: q must be in the interval (0, 1). Received: q=%s"):format(what, tostring(q)))
+  end
+end
+
+--- categorical_generalized_cross_entropy(y_true, y_pred, q): (1 - p^q) / q,
+-- p the probability y_pred gives the label's class; labels are 0-based
+-- class indices shaped as y_pred without its last axis (or with a 1 there).
+function losses.categorical_generalized_cross_entropy(y_true, y_pred, q)
+  if type(q) == "table" then q = q.q end
+  check_q(q, "categorical_generalized_cross_entropy")
+  local p = T(y_pred)
+  local t = T(y_true)
+  if p.nd == 0 then raise("categorical_generalized_cross_entropy: y_pred must have a class axis, got a scalar") end
+  if t.nd == p.nd and last_dim(t) == 1 then t = drop_last(t) end
+  local pt = ops.sum(p * ops.one_hot(t, last_dim(p)), -1)
+  return affine(pt ^ q, -1 / q, 1 / q)
+end
+
+--- ctc(y_true, y_pred): the CTC loss of (batch, max_length) integer labels,
+-- 0-padded (0 is the blank and no class), and (batch, time, classes) logits
+-- (not softmaxed); one fused C op, forward-backward in log space.
+function losses.ctc(y_true, y_pred)
+  local p = T(y_pred)
+  local t = T(y_true)
+  if t.nd ~= 2 then
+    raise("ctc: y_true must be a tensor of shape (batch_size, max_length) in integer format. Received: y_true.shape=" .. core.shape_str(t:shape()))
+  end
+  if p.nd ~= 3 then
+    raise("ctc: y_pred must be logits of shape (batch_size, max_length, num_classes). Received: y_pred.shape=" .. core.shape_str(p:shape()))
+  end
+  return core.op_n("ctc_loss", { t, p }, { ints = { 0 } })
 end
 
 losses.mse, losses.MSE = losses.mean_squared_error, losses.mean_squared_error
@@ -283,18 +439,21 @@ function LossFunctionWrapper:call(y_true, y_pred)
   return self.fn(t, p)
 end
 
--- A named loss class with its options and their defaults.
-local function loss_class(name, default_name, fn, defaults)
+-- A named loss class with its options and their defaults; extra.optional
+-- names options whose default is nil, extra.check(self) validates them.
+local function loss_class(name, default_name, fn, defaults, extra)
   local cls = LossFunctionWrapper:extend(name)
   cls.default_name = default_name
   defaults = defaults or {}
+  extra = extra or {}
+  local optional = extra.optional or {}
   function cls:__init(kw)
     kw = kw or {}
     if type(kw) ~= "table" then raise(name .. ": expected options as a table, e.g. " .. name .. "{reduction = \"sum\"}") end
     local o = { name = kw.name or default_name, reduction = kw.reduction }
     for k, v in pairs(kw) do
       if k ~= "name" and k ~= "reduction" and k ~= "dtype" then
-        if defaults[k] == nil then raise(("%s: unknown argument `%s`"):format(name, tostring(k))) end
+        if defaults[k] == nil and not optional[k] then raise(("%s: unknown argument `%s`"):format(name, tostring(k))) end
         o[k] = v
       end
     end
@@ -302,11 +461,14 @@ local function loss_class(name, default_name, fn, defaults)
       if o[k] == nil then o[k] = v end
       self[k] = o[k]
     end
+    for k in pairs(optional) do self[k] = o[k] end
+    if extra.check then extra.check(self) end
     LossFunctionWrapper.__init(self, fn, o)
   end
   function cls:get_config()
     local cfg = Loss.get_config(self)
     for k in pairs(defaults) do cfg[k] = self[k] end
+    for k in pairs(optional) do cfg[k] = self[k] end
     return cfg
   end
   losses[name] = cls
@@ -331,6 +493,18 @@ loss_class("BinaryFocalCrossentropy", "binary_focal_crossentropy", losses.binary
   { apply_class_balancing = false, alpha = 0.25, gamma = 2.0, from_logits = false, label_smoothing = 0.0, axis = -1 })
 loss_class("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy,
   { from_logits = false, label_smoothing = 0.0, axis = -1 })
+loss_class("CategoricalFocalCrossentropy", "categorical_focal_crossentropy", losses.categorical_focal_crossentropy,
+  { alpha = 0.25, gamma = 2.0, from_logits = false, label_smoothing = 0.0, axis = -1 })
+loss_class("Dice", "dice", losses.dice, {}, { optional = { axis = true } })
+loss_class("Tversky", "tversky", losses.tversky, { alpha = 0.5, beta = 0.5 }, { optional = { axis = true } })
+loss_class("Circle", "circle", losses.circle, { gamma = 80.0, margin = 0.4, remove_diagonal = true })
+loss_class("CategoricalGeneralizedCrossEntropy", "categorical_generalized_cross_entropy",
+  losses.categorical_generalized_cross_entropy, { q = 0.5 },
+  { check = function(self) check_q(self.q, "CategoricalGeneralizedCrossEntropy") end })
+
+-- CTC: labels and logits differ in rank by design, so no same-rank squeeze.
+local CTC = loss_class("CTC", "ctc", losses.ctc)
+function CTC:call(y_true, y_pred) return losses.ctc(y_true, y_pred) end
 
 -- Sparse labels keep their own shape (no same-rank squeeze against y_pred),
 -- and ignore_class may be nil, so this class spells its options out.
@@ -360,7 +534,7 @@ function SCCE:call(y_true, y_pred)
 end
 function SCCE:get_config()
   local cfg = Loss.get_config(self)
-  cfg.from_logits, cfg.ignore_class = self.from_logits, self.ignore_class
+  cfg.from_logits, cfg.ignore_class, cfg.axis = self.from_logits, self.ignore_class, self.axis
   return cfg
 end
 
@@ -378,6 +552,8 @@ local names = {
   binary_crossentropy = "BinaryCrossentropy", bce = "BinaryCrossentropy",
   binary_focal_crossentropy = "BinaryFocalCrossentropy",
   categorical_crossentropy = "CategoricalCrossentropy", sparse_categorical_crossentropy = "SparseCategoricalCrossentropy",
+  categorical_focal_crossentropy = "CategoricalFocalCrossentropy", dice = "Dice", tversky = "Tversky", circle = "Circle",
+  categorical_generalized_cross_entropy = "CategoricalGeneralizedCrossEntropy", ctc = "CTC",
 }
 
 --- get(identifier): a Loss object from a name ("mse", "categorical_crossentropy",

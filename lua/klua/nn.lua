@@ -2,9 +2,11 @@
 -- rnn.c) with Keras's argument conventions: strides, "valid"/"same"/"causal"
 -- padding, dilation, pool sizes. Padding amounts are computed here (Keras's
 -- "same" puts the odd pixel after) and passed to C explicitly.
---   nn.conv(x, kernel, {strides = 2, padding = "same"})   -- 1-D or 2-D by rank
+--   nn.conv(x, kernel, {strides = 2, padding = "same"})   -- 1-D, 2-D or 3-D by rank
 --   nn.max_pool(x, 2)                                      -- pool_size 2, strides = pool_size
--- Tensors are channels-last, as in Keras: (N,L,C) for 1-D, (N,H,W,C) for 2-D.
+-- Tensors are channels-last, as in Keras: (N,L,C) for 1-D, (N,H,W,C) for 2-D,
+-- (N,D,H,W,C) for 3-D; layers with data_format = "channels_first" transpose
+-- around these (nn.to_channels_last / nn.to_channels_first).
 local core = require("klua.core")
 local ffi = require("ffi")
 local C = core.C
@@ -30,6 +32,28 @@ function nn.tuple(v, n, what, allow_zero)
       core.raise(("%s: expected %s integers, got %s"):format(what, allow_zero and "non-negative" or "positive", tostring(d)))
     end
     out[i] = d
+  end
+  return out
+end
+
+--- tuple_pairs(v, rank): Keras's padding / cropping argument as `rank` pairs
+-- {before, after} of non-negative integers, from n, a list of `rank` entries
+-- (each n or {before, after}), or for rank 1 one {before, after}; nil for
+-- anything else.
+function nn.tuple_pairs(v, rank)
+  local function int(d) return type(d) == "number" and d % 1 == 0 and d >= 0 end
+  local function pair(p)
+    if int(p) then return { p, p } end
+    if type(p) == "table" and #p == 2 and int(p[1]) and int(p[2]) then return { p[1], p[2] } end
+  end
+  if int(v) then return { { v, v }, rank > 1 and { v, v } or nil, rank > 2 and { v, v } or nil } end
+  if type(v) ~= "table" then return nil end
+  if rank == 1 then return pair(v) and #v == 2 and { pair(v) } or nil end
+  if #v ~= rank then return nil end
+  local out = {}
+  for i = 1, rank do
+    out[i] = pair(v[i])
+    if not out[i] then return nil end
   end
   return out
 end
@@ -100,33 +124,51 @@ local function as_2d(x, kernel)
   return reshape(x, { xs[1], 1, xs[2], xs[3] }), ks[3] and reshape(kernel, { 1, ks[1], ks[2], ks[3] }) or kernel
 end
 
---- conv(x, kernel, opts): x (N,L,C) with kernel (K,C,O), or x (N,H,W,C) with
--- kernel (KH,KW,C,O). opts: strides, padding ("valid", "same", "causal" for
--- 1-D), dilation_rate, bias (O).
+-- y (N,1,L,C) back to (N,L,C).
+local function from_2d(y)
+  local ys = core.shape_of(y)
+  return reshape(y, { ys[1], ys[3], ys[4] })
+end
+
+local function check_rank(x, op, what)
+  local rank = x.nd - 2
+  if rank < 1 or rank > 3 then
+    core.raise(("%s: expected input (N,L,C), (N,H,W,C) or (N,D,H,W,C), got %s"):format(op, shape_str(x)))
+  end
+  return rank, what .. rank .. "d"
+end
+
+--- conv(x, kernel, opts): x (N,L,C), (N,H,W,C) or (N,D,H,W,C) with a kernel
+-- (K..., C/groups, O). opts: strides, padding ("valid", "same", "causal" for
+-- 1-D), dilation_rate, groups (Keras's: group g reads channel block g and
+-- writes output block g), bias (O).
 function nn.conv(x, kernel, opts)
   x, kernel = T(x), T(kernel)
-  local rank = x.nd - 2
-  if rank ~= 1 and rank ~= 2 then
-    core.raise(("conv: expected input (N,L,C) or (N,H,W,C), got %s"):format(shape_str(x)))
-  end
-  local what = rank == 1 and "conv1d" or "conv2d"
+  local rank, what = check_rank(x, "conv", "conv")
   if kernel.nd ~= rank + 2 then
     core.raise(("%s: expected a %d-d kernel for input %s, got %s"):format(what, rank + 2, shape_str(x), shape_str(kernel)))
   end
   local strides, padding, dil = conv_opts(opts, rank, what)
-  if padding == "causal" and rank ~= 1 then core.raise("conv2d: padding \"causal\" is only for 1-D convolutions") end
+  if padding == "causal" and rank ~= 1 then core.raise(what .. ": padding \"causal\" is only for 1-D convolutions") end
+  local groups = opts and opts.groups or 1
+  if type(groups) ~= "number" or groups < 1 or groups % 1 ~= 0 then
+    core.raise(("%s: groups must be a positive integer, got %s"):format(what, tostring(groups)))
+  end
   local xs, ks = core.shape_of(x), core.shape_of(kernel)
   local inputs = { x, kernel, opts and opts.bias and T(opts.bias) or nil }
   if rank == 1 then
     local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, what)
     inputs[1], inputs[2] = as_2d(x, kernel)
-    local y = nn.call("conv2d", inputs, { 1, strides[1], 1, dil[1], 0, 0, t, b })
-    local ys = core.shape_of(y)
-    return reshape(y, { ys[1], ys[3], ys[4] })
+    return from_2d(nn.call("conv2d", inputs, { 1, strides[1], 1, dil[1], 0, 0, t, b, groups }))
   end
-  local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, what)
-  local l, r = nn.padding_amounts(xs[3], ks[2], strides[2], dil[2], padding, what)
-  return nn.call("conv2d", inputs, { strides[1], strides[2], dil[1], dil[2], t, b, l, r })
+  -- strides, dilations, (before, after) per axis, groups
+  local ints = {}
+  for i = 1, rank do
+    ints[i], ints[rank + i] = strides[i], dil[i]
+    ints[2 * rank + 2 * i - 1], ints[2 * rank + 2 * i] = nn.padding_amounts(xs[i + 1], ks[i], strides[i], dil[i], padding, what)
+  end
+  ints[4 * rank + 1] = groups
+  return nn.call(what, inputs, ints)
 end
 
 --- Keras's deconv_output_length.
@@ -141,15 +183,12 @@ function nn.conv_transpose_length(size, k, padding, output_padding, stride, dila
 end
 
 --- conv_transpose(x, kernel, opts): x (N,H,W,Cin), kernel (KH,KW,Cout,Cin)
--- (or the 1-D forms). opts: strides, padding, output_padding, dilation_rate, bias.
+-- (or the 1-D and 3-D forms). opts: strides, padding, output_padding, dilation_rate, bias.
 function nn.conv_transpose(x, kernel, opts)
   x, kernel = T(x), T(kernel)
   opts = opts or {}
-  local rank = x.nd - 2
-  if rank ~= 1 and rank ~= 2 then
-    core.raise(("conv_transpose: expected input (N,L,C) or (N,H,W,C), got %s"):format(shape_str(x)))
-  end
-  local what = rank == 1 and "conv1d_transpose" or "conv2d_transpose"
+  local rank, what = check_rank(x, "conv_transpose", "conv")
+  what = what .. "_transpose"
   if kernel.nd ~= rank + 2 then
     core.raise(("%s: expected a %d-d kernel, got %s"):format(what, rank + 2, shape_str(kernel)))
   end
@@ -161,11 +200,12 @@ function nn.conv_transpose(x, kernel, opts)
   local inputs = { x, kernel, opts.bias and T(opts.bias) or nil }
   if rank == 1 then inputs[1], inputs[2] = as_2d(x, kernel) end
   local xs, ks = core.shape_of(inputs[1]), core.shape_of(inputs[2])
-  local ints = { 1, 1, 1, 1, 0, 0, 0, 0 }
+  local r = math.max(rank, 2)   -- the kernel's spatial rank (1-D runs as 2-D)
+  local ints = {}
   local s = rank == 1 and { 1, strides[1] } or strides
   local d = rank == 1 and { 1, dil[1] } or dil
   local o = op and (rank == 1 and { 0, op[1] } or op)
-  for i = 1, 2 do
+  for i = 1, r do
     local size, k = xs[i + 1], ks[i]
     local out
     if rank == 1 and i == 1 then out = 1 else out = nn.conv_transpose_length(size, k, padding, o and o[i], s[i], d[i]) end
@@ -176,19 +216,24 @@ function nn.conv_transpose(x, kernel, opts)
       before = math.floor(math.max((size - 1) * s[i] + eff - out, 0) / 2)
     end
     if out < 1 then core.raise(("%s: output size %d is not positive for input %s"):format(what, out, shape_str(x))) end
-    ints[i], ints[i + 2], ints[i + 4], ints[i + 6] = s[i], d[i], before, out
+    ints[i], ints[i + r], ints[i + 2 * r], ints[i + 3 * r] = s[i], d[i], before, out
   end
-  local y = nn.call("conv2d_transpose", inputs, ints)
-  if rank == 1 then
-    local ys = core.shape_of(y)
-    return reshape(y, { ys[1], ys[3], ys[4] })
-  end
-  return y
+  local y = nn.call(r == 3 and "conv3d_transpose" or "conv2d_transpose", inputs, ints)
+  return rank == 1 and from_2d(y) or y
 end
 
---- depthwise_conv(x, kernel, opts): x (N,H,W,C), kernel (KH,KW,C,M) -> (N,H',W',C*M).
+--- depthwise_conv(x, kernel, opts): x (N,H,W,C), kernel (KH,KW,C,M) -> (N,H',W',C*M);
+-- or x (N,L,C), kernel (K,C,M) -> (N,L',C*M), on a (N,1,L,C) view.
 function nn.depthwise_conv(x, kernel, opts)
   x, kernel = T(x), T(kernel)
+  if x.nd == 3 and kernel.nd == 3 then
+    local strides, padding, dil = conv_opts(opts, 1, "depthwise_conv1d")
+    local xs, ks = core.shape_of(x), core.shape_of(kernel)
+    local l, r = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, "depthwise_conv1d")
+    local x2, k2 = as_2d(x, kernel)
+    return from_2d(nn.call("depthwise_conv2d", { x2, k2, opts and opts.bias and T(opts.bias) or nil },
+      { 1, strides[1], 1, dil[1], 0, 0, l, r }))
+  end
   if x.nd ~= 4 or kernel.nd ~= 4 then
     core.raise(("depthwise_conv2d: expected input (N,H,W,C) and kernel (KH,KW,C,M), got %s and %s"):format(shape_str(x), shape_str(kernel)))
   end
@@ -200,13 +245,10 @@ function nn.depthwise_conv(x, kernel, opts)
     { strides[1], strides[2], dil[1], dil[2], t, b, l, r })
 end
 
-local function pool(name, x, pool_size, strides, padding)
+-- kind: "max" or "avg"
+local function pool(kind, x, pool_size, strides, padding)
   x = T(x)
-  local rank = x.nd - 2
-  local what = (name == "max_pool2d" and "max_pool" or "average_pool") .. (rank == 1 and "1d" or "2d")
-  if rank ~= 1 and rank ~= 2 then
-    core.raise(("%s: expected input (N,L,C) or (N,H,W,C), got %s"):format(what, shape_str(x)))
-  end
+  local rank, what = check_rank(x, kind == "max" and "max_pool" or "average_pool", kind == "max" and "max_pool" or "average_pool")
   local p = nn.tuple(pool_size, rank, what .. ": pool_size")
   local s = nn.tuple(strides or p, rank, what .. ": strides")
   padding = padding or "valid"
@@ -216,19 +258,45 @@ local function pool(name, x, pool_size, strides, padding)
   local xs = core.shape_of(x)
   if rank == 1 then
     local l, r = nn.padding_amounts(xs[2], p[1], s[1], 1, padding, what)
-    local y = core.op(name, reshape(x, { xs[1], 1, xs[2], xs[3] }), nil, nil, { ints = { 1, p[1], 1, s[1], 0, 0, l, r } })
-    local ys = core.shape_of(y)
-    return reshape(y, { ys[1], ys[3], ys[4] })
+    return from_2d(core.op(kind .. "_pool2d", reshape(x, { xs[1], 1, xs[2], xs[3] }), nil, nil, { ints = { 1, p[1], 1, s[1], 0, 0, l, r } }))
   end
-  local t, b = nn.padding_amounts(xs[2], p[1], s[1], 1, padding, what)
-  local l, r = nn.padding_amounts(xs[3], p[2], s[2], 1, padding, what)
-  return core.op(name, x, nil, nil, { ints = { p[1], p[2], s[1], s[2], t, b, l, r } })
+  -- pool sizes, strides, (before, after) per axis
+  local ints = {}
+  for i = 1, rank do
+    ints[i], ints[rank + i] = p[i], s[i]
+    ints[2 * rank + 2 * i - 1], ints[2 * rank + 2 * i] = nn.padding_amounts(xs[i + 1], p[i], s[i], 1, padding, what)
+  end
+  return core.op(kind .. "_pool" .. rank .. "d", x, nil, nil, { ints = ints })
 end
 
---- max_pool(x, pool_size, strides, padding): strides default to pool_size.
-function nn.max_pool(x, pool_size, strides, padding) return pool("max_pool2d", x, pool_size, strides, padding) end
+--- max_pool(x, pool_size, strides, padding): 1-D, 2-D or 3-D by rank; strides default to pool_size.
+function nn.max_pool(x, pool_size, strides, padding) return pool("max", x, pool_size, strides, padding) end
 --- average_pool(x, pool_size, strides, padding): "same" averages only real elements.
-function nn.average_pool(x, pool_size, strides, padding) return pool("avg_pool2d", x, pool_size, strides, padding) end
+function nn.average_pool(x, pool_size, strides, padding) return pool("avg", x, pool_size, strides, padding) end
+
+--- to_channels_last(x): (N,C,...) -> (N,...,C), a transposed view; to_channels_first undoes it.
+function nn.to_channels_last(x)
+  x = T(x)
+  local perm = { 0 }
+  for i = 2, x.nd - 1 do perm[#perm + 1] = i end
+  perm[#perm + 1] = 1
+  return core.op("transpose", x, nil, nil, { ints = perm })
+end
+function nn.to_channels_first(x)
+  x = T(x)
+  local perm = { 0, x.nd - 1 }
+  for i = 1, x.nd - 2 do perm[#perm + 1] = i end
+  return core.op("transpose", x, nil, nil, { ints = perm })
+end
+
+--- data_format(v): Keras's standardize_data_format: nil -> "channels_last",
+-- case-insensitive; nil for anything else.
+function nn.data_format(v)
+  if v == nil then return "channels_last" end
+  v = type(v) == "string" and v:lower() or v
+  if v == "channels_last" or v == "channels_first" then return v end
+  return nil
+end
 
 --- upsampling2d(x, size): nearest-neighbour repeat of rows and columns.
 function nn.upsampling2d(x, size)
@@ -269,9 +337,11 @@ end
 
 --- rnn(kind, inputs, opts): kind is "lstm", "gru" or "simple_rnn"; inputs as
 -- documented in src/ops/rnn.c (mask appended when given); opts: go_backwards,
--- activation code, recurrent activation code. Returns the packed output.
+-- activation code, recurrent activation code, reset_after (gru; default
+-- true: bias (2,3U); false: Keras's other form, bias (3U)). Returns the packed output.
 function nn.rnn(kind, inputs, opts)
-  return nn.call(kind, inputs, { opts.go_backwards and 1 or 0, opts.activation or 0, opts.recurrent_activation or 1 })
+  return nn.call(kind, inputs, { opts.go_backwards and 1 or 0, opts.activation or 0, opts.recurrent_activation or 1,
+    opts.reset_after == false and 0 or 1 })
 end
 
 --- batch_norm(x, mean, var, gamma, beta, eps): the fused op over the last
@@ -295,11 +365,20 @@ function nn.in_top_k(targets, predictions, k)
 end
 
 --- confusion_counts(y_true, y_pred, weights, n, thresholds, top_k, class_id,
--- tp, fp, tn, fn): adds the (weighted; weights may be nil) confusion counts at
--- each of the n thresholds (double[n]) into the double[n] arrays tp..fn.
-function nn.confusion_counts(y_true, y_pred, weights, n, thresholds, top_k, class_id, tp, fp, tn, fn)
+-- multi_label, tp, fp, tn, fn): adds the (weighted; weights may be nil)
+-- confusion counts at each of the n thresholds (double[n]) into the double[n]
+-- arrays tp..fn (double[n * num_labels], (threshold, label), with multi_label).
+function nn.confusion_counts(y_true, y_pred, weights, n, thresholds, top_k, class_id, multi_label, tp, fp, tn, fn)
   core.check(C.kl_metric_confusion(y_true.p, y_pred.p, weights and weights.p, n, thresholds,
-    top_k, class_id, tp, fp, tn, fn))
+    top_k, class_id, multi_label and 1 or 0, tp, fp, tn, fn))
+end
+
+--- confusion_matrix(labels, predictions, weights, n, ignore_class, cm): adds
+-- the (weighted) pairs of class ids into cm (double[n * n], row = label);
+-- ids outside [0, n) and labels equal to ignore_class (nil: none) are left out.
+function nn.confusion_matrix(labels, predictions, weights, n, ignore_class, cm)
+  core.check(C.kl_metric_confusion_matrix(labels.p, predictions.p, weights and weights.p, n,
+    ignore_class ~= nil and 1 or 0, ignore_class or 0, cm))
 end
 
 --- orthonormal(a): a (m, n) with m >= n -> q (m, n) with orthonormal columns

@@ -77,13 +77,31 @@ for _, name in ipairs { "argmax", "argmin" } do
   end
 end
 
-function ops.softmax(x, axis)
-  x = T(x)
-  return op("softmax", x, nil, nil, { axes = { core.axis_arg(axis or -1, x.nd, "softmax") } })
+-- softmax(x, axis): axis is one axis (the fused C op) or a list of axes
+-- normalised together, as Keras's tuple axis: x - logsumexp over them, a
+-- composition whose gradient the tape derives.
+local function softmax_axes(x, axis, who)
+  if type(axis) ~= "table" then return { core.axis_arg(axis or -1, x.nd, who) } end
+  if #axis == 0 then raise(who .. ": axis must be an axis or a non-empty list of axes. Received: axis={}") end
+  local axes, seen = {}, {}
+  for i, a in ipairs(axis) do
+    axes[i] = core.axis_arg(a, x.nd, who)
+    if seen[axes[i]] then raise(("%s: axis %s is given twice. Received: axis={%s}"):format(who, tostring(a), table.concat(axis, ", "))) end
+    seen[axes[i]] = true
+  end
+  return axes
 end
 function ops.log_softmax(x, axis)
   x = T(x)
-  return op("log_softmax", x, nil, nil, { axes = { core.axis_arg(axis or -1, x.nd, "log_softmax") } })
+  local axes = softmax_axes(x, axis, "log_softmax")
+  if #axes == 1 then return op("log_softmax", x, nil, nil, { axes = axes }) end
+  return x - op("logsumexp", x, nil, nil, { axes = axes, keepdims = true })
+end
+function ops.softmax(x, axis)
+  x = T(x)
+  local axes = softmax_axes(x, axis, "softmax")
+  if #axes == 1 then return op("softmax", x, nil, nil, { axes = axes }) end
+  return op("exp", x - op("logsumexp", x, nil, nil, { axes = axes, keepdims = true }))
 end
 
 function ops.var(x, axis, keepdims)
@@ -295,9 +313,104 @@ function ops.mish(x)
   return x * op("tanh", op("softplus", x))
 end
 
+-- Keras 3's newer activations (keras/src/ops/nn.py), compositions of the ops
+-- above so that the tape derives their gradients.
+function ops.celu(x, alpha)
+  x, alpha = T(x), arg(alpha, "alpha", 1.0)
+  if type(alpha) ~= "number" or alpha == 0 then raise("celu: alpha must be a non-zero number. Received: alpha=" .. tostring(alpha)) end
+  -- max(x, 0) + alpha * (exp(min(x, 0) / alpha) - 1)
+  return op("relu", x) + (op("exp", op("relu", -x) * (-1 / alpha)) - 1) * alpha
+end
+function ops.glu(x, axis)
+  x = T(x)
+  axis = arg(axis, "axis", -1)
+  local ax = core.axis_arg(axis, x.nd, "glu")
+  local d = tonumber(x.dims[ax])
+  if d % 2 ~= 0 then
+    raise(("glu: axis size must be divisible by 2. Received: x.shape=%s with axis=%s"):format(core.shape_str(x:shape()), tostring(axis)))
+  end
+  return ops.slice_axis(x, ax + 1, 1, d / 2) * op("sigmoid", ops.slice_axis(x, ax + 1, d / 2 + 1, d))
+end
+function ops.tanh_shrink(x)
+  x = T(x)
+  return x - op("tanh", x)
+end
+function ops.hard_tanh(x) return op("clip", T(x), nil, nil, { f = { -1, 1 } }) end
+local function shrink_threshold(who, t)
+  if type(t) ~= "number" or t < 0 then raise(("%s: threshold must be a non-negative number. Received: threshold=%s"):format(who, tostring(t))) end
+  return t
+end
+-- x where |x| > threshold, else 0
+function ops.hard_shrink(x, threshold)
+  x = T(x)
+  local t = shrink_threshold("hard_shrink", arg(threshold, "threshold", 0.5))
+  return op("where", op("greater", op("abs", x), T(t)), x, T(0))
+end
+-- x - threshold above it, x + threshold below -threshold, else 0
+function ops.soft_shrink(x, threshold)
+  x = T(x)
+  local t = shrink_threshold("soft_shrink", arg(threshold, "threshold", 0.5))
+  return op("relu", x - t) - op("relu", -x - t)
+end
+-- (x + sqrt(x^2 + b)) / 2
+function ops.squareplus(x, b)
+  x, b = T(x), arg(b, "b", 4)
+  if type(b) ~= "number" or b < 0 then raise("squareplus: b must be a non-negative number. Received: b=" .. tostring(b)) end
+  return (x + op("sqrt", op("square", x) + b)) * 0.5
+end
+-- 0 below -1, (x + 1)^2 / 4 inside (-1, 1), x above 1
+function ops.sparse_plus(x)
+  x = T(x)
+  return op("square", op("clip", x, nil, nil, { f = { -1, 1 } }) + 1) * 0.25 + op("relu", x - 1)
+end
+-- log(sigmoid(x)) = -softplus(-x), stable for large |x|
+function ops.log_sigmoid(x) return -op("softplus", -T(x)) end
+-- 0 below -1, (x + 1) / 2 inside, 1 above
+function ops.sparse_sigmoid(x)
+  return op("scale", op("clip", T(x), nil, nil, { f = { -1, 1 } }), nil, nil, { f = { 0.5, 0.5 } })
+end
+-- x where x > threshold, else default_value (Keras: both required)
+function ops.threshold(x, threshold, default_value)
+  x = T(x)
+  if type(threshold) == "table" then threshold, default_value = threshold.threshold, threshold.default_value end
+  if type(threshold) ~= "number" or type(default_value) ~= "number" then
+    raise(("threshold: expected numbers threshold and default_value. Received: threshold=%s, default_value=%s")
+      :format(tostring(threshold), tostring(default_value)))
+  end
+  return op("where", op("greater", x, T(threshold)), x, T(default_value))
+end
+--- sparsemax(x, axis=-1): max(x - tau, 0) with tau such that the outputs sum
+-- to 1 along axis (Martins & Astudillo, 2016). Sort-free and exact: z_j is
+-- in the support iff 1 + k_j z_j > s_j, where k_j counts the z_i >= z_j and
+-- s_j sums them (ties fall on the same side). The pairwise comparison costs
+-- n^2 per row: meant for class scores, not axes of thousands.
+function ops.sparsemax(x, axis)
+  x = T(x)
+  local ax = core.axis_arg(arg(axis, "axis", -1), x.nd, "sparsemax") + 1
+  local last = ax == x.nd
+  if not last then x = ops.swapaxes(x, ax, -1) end
+  local support = no_grad(function()
+    local zi, zj = ops.expand_dims(x, -2), ops.expand_dims(x, -1)
+    local ge = op("greater_equal", zi, zj)                     -- (..., j, i): z_i >= z_j
+    return op("greater", ops.sum(ge, -1) * x + 1, ops.sum(ge * zi, -1))
+  end)
+  local tau = (ops.sum(support * x, -1, true) - 1) / ops.sum(support, -1, true)
+  local y = op("relu", x - tau)
+  if not last then y = ops.swapaxes(y, ax, -1) end
+  return y
+end
+
 -- Convolution and pooling with Keras's arguments (lua/klua/nn.lua).
 for _, name in ipairs { "conv", "conv_transpose", "depthwise_conv", "max_pool", "average_pool" } do
   ops[name] = function(...) return require("klua.nn")[name](...) end
+end
+
+--- ctc_loss(target, output, target_length, output_length, mask_index=0):
+-- keras.ops.ctc_loss: (batch) losses of (batch, max_length) labels, of which
+-- the first target_length count, against (batch, time, classes) logits, of
+-- which the first output_length steps count; mask_index is the blank.
+function ops.ctc_loss(target, output, target_length, output_length, mask_index)
+  return core.op_n("ctc_loss", { T(target), T(output), T(target_length), T(output_length) }, { ints = { mask_index or 0 } })
 end
 
 -- Every op is also a method: t:sum(2), t:reshape{...}, t:matmul(w). ---------

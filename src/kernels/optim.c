@@ -278,26 +278,252 @@ int kl_lion_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, const kl_optim
   return 0;
 }
 
+/* ---- whole-tensor sums in a fixed order ---------------------------------- */
+
+/* Partial sums over fixed chunks, added in chunk order: a result never
+ * depends on how many threads ran. */
+enum { CHUNK = 8192, STACK_CHUNKS = 256 };
+typedef struct partials { double stack[STACK_CHUNKS]; double *part; int64_t nch; } partials;
+
+static int partials_init(partials *ps, int64_t n, const char *op) {
+  ps->nch = (n + CHUNK - 1) / CHUNK;
+  ps->part = ps->nch <= STACK_CHUNKS ? ps->stack : malloc(sizeof(double) * (size_t)ps->nch);
+  if (!ps->part) return kl_failn("%s: out of memory", op);
+  return 0;
+}
+
+static double partials_total(partials *ps) {
+  double total = 0;
+  for (int64_t k = 0; k < ps->nch; k++) total += ps->part[k];
+  if (ps->part != ps->stack) free(ps->part);
+  return total;
+}
+
+/* Sum of squares of x[0..n), after w = decayed(w) when decay is on. */
+static int sumsq_decayed(const char *op, float *w, int64_t n, gprep p, double *out) {
+  partials ps;
+  if (partials_init(&ps, n, op) < 0) return -1;
+  double *part = ps.part;
+  KL_PAR_FOR_W(ps.nch, n, k, int64_t lo = k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+    double acc = 0;
+    for (int64_t i = lo; i < hi; i++) { w[i] = decayed(p, w[i]); acc += (double)w[i] * w[i]; }
+    part[k] = acc;);
+  *out = partials_total(&ps);
+  return 0;
+}
+
+/* ---- FTRL: keras/src/optimizers/ftrl.py ---------------------------------- */
+int kl_ftrl_update(kl_tensor *var, kl_tensor *grad, kl_tensor *accum, kl_tensor *linear, const kl_optim_step *s,
+                   double lr_power, double l1, double l2, double l2_shrinkage, double beta) {
+  kl_tensor *gc = begin("Ftrl", var, grad, s);
+  if (!gc) return -1;
+  if (check_slot("Ftrl", "accumulator", var, accum) < 0 || check_slot("Ftrl", "linear", var, linear) < 0) {
+    kl_tensor_release(gc); return -1;
+  }
+  gprep p = gprep_of(s);
+  float lr = (float)s->lr, pw = (float)-lr_power, l1f = (float)l1, shrink2 = (float)(2 * l2_shrinkage);
+  float l2x2 = (float)(2 * (l2 + beta / (2.0 * s->lr)));
+  int sq = pw == 0.5f;   /* the default power: sqrtf, exact and fast */
+  int64_t n = var->count;
+  float *w = var->data, *a = accum->data, *lin = linear->data;
+  const float *gr = gc->data;
+  KL_PAR_FOR(n, i, float g = gval(p, gr[i]), wi = decayed(p, w[i]);
+    float gs = g + shrink2 * wi;
+    float na = a[i] + g * g;
+    float pn = sq ? sqrtf(na) : powf(na, pw), po = sq ? sqrtf(a[i]) : powf(a[i], pw);
+    lin[i] += gs - ((pn - po) / lr) * wi;
+    float quadratic = pn / lr + l2x2;
+    float lc = lin[i] < -l1f ? -l1f : (lin[i] > l1f ? l1f : lin[i]);
+    w[i] = (lc - lin[i]) / quadratic;
+    a[i] = na;);
+  kl_tensor_release(gc);
+  return 0;
+}
+
+/* ---- Lamb: keras/src/optimizers/lamb.py ---------------------------------- */
+int kl_lamb_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *v, const kl_optim_step *s,
+                   double beta1, double beta2, double epsilon) {
+  kl_tensor *gc = begin("Lamb", var, grad, s);
+  if (!gc) return -1;
+  if (check_slot("Lamb", "momentum", var, m) < 0 || check_slot("Lamb", "velocity", var, v) < 0) {
+    kl_tensor_release(gc); return -1;
+  }
+  gprep p = gprep_of(s);
+  double t = (double)s->step;
+  float bc1 = (float)(1 - pow(beta1, t)), bc2 = (float)(1 - pow(beta2, t));
+  float c1 = (float)(1 - beta1), c2 = (float)(1 - beta2), eps = (float)epsilon;
+  int64_t n = var->count;
+  float *w = var->data, *mm = m->data, *vv = v->data;
+  const float *gr = gc->data;
+  double wsq, usq;
+  partials ps;
+  if (sumsq_decayed("Lamb", w, n, p, &wsq) < 0 || partials_init(&ps, n, "Lamb") < 0) {
+    kl_tensor_release(gc); return -1;
+  }
+  double *part = ps.part;
+  KL_PAR_FOR_W(ps.nch, n, k, int64_t lo = k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+    double acc = 0;
+    for (int64_t i = lo; i < hi; i++) {
+      float g = gval(p, gr[i]);
+      mm[i] += (g - mm[i]) * c1;
+      vv[i] += (g * g - vv[i]) * c2;
+      float u = (mm[i] / bc1) / (sqrtf(vv[i] / bc2) + eps);
+      acc += (double)u * u;
+    }
+    part[k] = acc;);
+  usq = partials_total(&ps);
+  double w_norm = sqrt(wsq), u_norm = sqrt(usq);
+  /* Keras: ratio = w_norm / g_norm when both are > 0, else 1 */
+  float ratio = (w_norm > 0 && u_norm > 0) ? (float)w_norm / (float)u_norm : 1.0f;
+  float step = ratio * (float)s->lr;
+  KL_PAR_FOR(n, i, float u = (mm[i] / bc1) / (sqrtf(vv[i] / bc2) + eps);
+    w[i] -= step * u;);
+  kl_tensor_release(gc);
+  return 0;
+}
+
+/* ---- Adafactor: keras/src/optimizers/adafactor.py ------------------------ */
+/* Rank >= 2 is seen as B matrices of R x K (the last two axes): r is (B, R),
+ * c is (B, K), and v = (r / mean(r)) outer c, per matrix. */
+int kl_adafactor_update(kl_tensor *var, kl_tensor *grad, kl_tensor *r, kl_tensor *c, kl_tensor *v,
+                        const kl_optim_step *s, double beta_2_decay, double epsilon_1, double epsilon_2,
+                        double clip_threshold) {
+  kl_tensor *gc = begin("Adafactor", var, grad, s);
+  if (!gc) return -1;
+  if (check_slot("Adafactor", "velocity", var, v) < 0) { kl_tensor_release(gc); return -1; }
+  int64_t n = var->count, R = 1, K = 1, B = 1;
+  int factored = var->nd >= 2;
+  if (factored) {
+    R = var->dims[var->nd - 2]; K = var->dims[var->nd - 1]; B = R * K > 0 ? n / (R * K) : 0;
+    if (!r || !c || r->count != B * R || c->count != B * K || !r->contiguous || !c->contiguous) {
+      kl_tensor_release(gc);
+      return kl_failn("Adafactor: the factored slots r and c of a variable of shape %s must hold %lld and %lld values",
+                      KL_SHAPE(var), (long long)(B * R), (long long)(B * K));
+    }
+  }
+  gprep p = gprep_of(s);
+  double t = (double)s->step;
+  float *w = var->data, *vv = v->data;
+  const float *gr = gc->data;
+  float e1 = (float)epsilon_1;
+  double wsq;
+  if (n == 0) { kl_tensor_release(gc); return 0; }
+  if (sumsq_decayed("Adafactor", w, n, p, &wsq) < 0) { kl_tensor_release(gc); return -1; }
+  double rho = fmin(s->lr, 1 / sqrt(t));
+  float alpha = (float)(fmax(epsilon_2, sqrt(wsq / (double)n)) * rho);
+  float beta = (float)(1 - pow(t, beta_2_decay)), beta1 = 1 - beta;
+  if (factored) {
+    float *rr = r->data, *cc = c->data;
+    KL_PAR_FOR_W(B, n, b,
+      const float *gb = gr + b * R * K;
+      for (int64_t i = 0; i < R; i++) {        /* r: mean over the last axis */
+        double acc = 0;
+        for (int64_t j = 0; j < K; j++) { float g = gval(p, gb[i * K + j]); acc += g * g + e1; }
+        rr[b * R + i] = beta * rr[b * R + i] + beta1 * (float)(acc / (double)K);
+      }
+      for (int64_t j = 0; j < K; j++) {        /* c: mean over the second-to-last axis */
+        double acc = 0;
+        for (int64_t i = 0; i < R; i++) { float g = gval(p, gb[i * K + j]); acc += g * g + e1; }
+        cc[b * K + j] = beta * cc[b * K + j] + beta1 * (float)(acc / (double)R);
+      }
+      double rsum = 0;
+      for (int64_t i = 0; i < R; i++) rsum += rr[b * R + i];
+      float rmean = (float)(rsum / (double)R);
+      for (int64_t i = 0; i < R; i++) {
+        float ri = rr[b * R + i] / rmean;
+        for (int64_t j = 0; j < K; j++) vv[b * R * K + i * K + j] = ri * cc[b * K + j];
+      });
+  } else {
+    KL_PAR_FOR(n, i, float g = gval(p, gr[i]); vv[i] = beta * vv[i] + beta1 * (g * g + e1););
+  }
+  /* u = g / sqrt(v), scaled down when its RMS exceeds clip_threshold */
+  partials ps;
+  if (partials_init(&ps, n, "Adafactor") < 0) { kl_tensor_release(gc); return -1; }
+  double *part = ps.part;
+  KL_PAR_FOR_W(ps.nch, n, k, int64_t lo = k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+    double acc = 0;
+    for (int64_t i = lo; i < hi; i++) { float u = gval(p, gr[i]) / sqrtf(vv[i]); acc += (double)u * u; }
+    part[k] = acc;);
+  double u_rms = sqrt(partials_total(&ps) / (double)n);
+  float denom = (float)fmax(1.0, u_rms / clip_threshold);
+  KL_PAR_FOR(n, i, float u = gval(p, gr[i]) / sqrtf(vv[i]);
+    w[i] -= alpha * (u / denom););
+  kl_tensor_release(gc);
+  return 0;
+}
+
+/* ---- Muon: keras/src/optimizers/muon.py (the elementwise half) ----------- */
+int kl_muon_momentum(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *out, const kl_optim_step *s,
+                     double momentum, int nesterov) {
+  kl_tensor *gc = begin("Muon", var, grad, s);
+  if (!gc) return -1;
+  if (check_slot("Muon", "momentum", var, m) < 0 || check_slot("Muon", "output", var, out) < 0) {
+    kl_tensor_release(gc); return -1;
+  }
+  gprep p = gprep_of(s);
+  float mu = (float)momentum, mu1 = (float)(momentum - 1);
+  int64_t n = var->count;
+  float *w = var->data, *mm = m->data, *o = out->data;
+  const float *gr = gc->data;
+  if (nesterov) {
+    KL_PAR_FOR(n, i, float g = gval(p, gr[i]); w[i] = decayed(p, w[i]);
+      mm[i] += g + mm[i] * mu1;
+      o[i] = g + mu * mm[i];);
+  } else {
+    KL_PAR_FOR(n, i, float g = gval(p, gr[i]); w[i] = decayed(p, w[i]);
+      mm[i] += g + mm[i] * mu1;
+      o[i] = mm[i];);
+  }
+  kl_tensor_release(gc);
+  return 0;
+}
+
+/* ---- EMA of the weights and gradient accumulation (base_optimizer.py) ---- */
+int kl_optim_ema(kl_tensor *avg, kl_tensor *var, double momentum) {
+  if (!avg || !var) return kl_failn("use_ema: the variable and its average are required");
+  if (check_slot("use_ema", "average", var, avg) < 0) return -1;
+  if (!var->contiguous) return kl_failn("use_ema: the variable of shape %s must be contiguous", KL_SHAPE(var));
+  float mo = (float)momentum, m1 = 1.0f - mo;
+  int64_t n = var->count;
+  float *a = avg->data;
+  const float *w = var->data;
+  KL_PAR_FOR(n, i, a[i] = mo * a[i] + m1 * w[i];);
+  return 0;
+}
+
+int kl_optim_accumulate(kl_tensor *acc, kl_tensor *grad, double grad_scale, double divisor) {
+  if (!acc || !grad) return kl_failn("gradient_accumulation_steps: the accumulator and the gradient are required");
+  if (!kl_tensor_same_shape(acc, grad))
+    return kl_failn("gradient_accumulation_steps: gradient of shape %s does not match accumulator of shape %s",
+                    KL_SHAPE(grad), KL_SHAPE(acc));
+  if (!acc->contiguous) return kl_failn("gradient_accumulation_steps: the accumulator must be contiguous");
+  kl_tensor *gc = kl_tensor_contiguous(grad);
+  if (!gc) return -1;
+  float sc = (float)grad_scale, d = (float)divisor;
+  int64_t n = acc->count;
+  float *a = acc->data;
+  const float *g = gc->data;
+  KL_PAR_FOR(n, i, a[i] = (g[i] * sc + a[i]) / d;);
+  kl_tensor_release(gc);
+  return 0;
+}
+
 /* ---- norms for clipping -------------------------------------------------- */
 
-/* Partial sums over fixed chunks, added in chunk order: the result does not
- * depend on how many threads ran. */
 double kl_optim_sumsq(kl_tensor *t) {
   if (!t) return NAN;
   kl_tensor *c = kl_tensor_contiguous(t);
   if (!c) return NAN;
-  enum { CHUNK = 8192, STACK_CHUNKS = 256 };
   const float *x = c->data;
-  int64_t n = c->count, nch = (n + CHUNK - 1) / CHUNK;
-  double stack_part[STACK_CHUNKS], *part = nch <= STACK_CHUNKS ? stack_part : malloc(sizeof(double) * nch);
-  double total = 0;
-  if (!part) { kl_tensor_release(c); kl_fail("clip: out of memory"); return NAN; }
-  KL_PAR_FOR(nch, k, int64_t lo = k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+  int64_t n = c->count;
+  partials ps;
+  if (partials_init(&ps, n, "clip") < 0) { kl_tensor_release(c); return NAN; }
+  double *part = ps.part;
+  KL_PAR_FOR_W(ps.nch, n, k, int64_t lo = k * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
     double acc = 0;
     for (int64_t i = lo; i < hi; i++) acc += (double)x[i] * x[i];
     part[k] = acc;);
-  for (int64_t k = 0; k < nch; k++) total += part[k];
-  if (part != stack_part) free(part);
+  double total = partials_total(&ps);
   kl_tensor_release(c);
   return total;
 }

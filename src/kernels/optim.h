@@ -47,6 +47,30 @@ int kl_nadam_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *v,
                     double beta1, double beta2, double epsilon, double u_product);
 int kl_lion_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, const kl_optim_step *s,
                    double beta1, double beta2);
+/* FTRL-proximal; accum starts at initial_accumulator_value, linear at 0. */
+int kl_ftrl_update(kl_tensor *var, kl_tensor *grad, kl_tensor *accum, kl_tensor *linear, const kl_optim_step *s,
+                   double lr_power, double l1, double l2, double l2_shrinkage, double beta);
+/* Lamb: the Adam direction scaled by the trust ratio ||w|| / ||update|| (whole tensor). */
+int kl_lamb_update(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *v, const kl_optim_step *s,
+                   double beta1, double beta2, double epsilon);
+/* Adafactor. For a variable of rank >= 2, r has the shape without the last
+ * axis, c the shape without the second-to-last one (factored second moments);
+ * for rank < 2 they are unused and may be NULL. v is shaped like the variable. */
+int kl_adafactor_update(kl_tensor *var, kl_tensor *grad, kl_tensor *r, kl_tensor *c, kl_tensor *v,
+                        const kl_optim_step *s, double beta_2_decay, double epsilon_1, double epsilon_2,
+                        double clip_threshold);
+/* Muon's momentum half: weight decay on var, m = momentum * m + g, and into
+ * out (contiguous, shaped like var) the matrix to orthogonalize: g + momentum
+ * * m with nesterov, else m. The Newton-Schulz part is klua ops. */
+int kl_muon_momentum(kl_tensor *var, kl_tensor *grad, kl_tensor *m, kl_tensor *out, const kl_optim_step *s,
+                     double momentum, int nesterov);
+
+/* avg = momentum * avg + (1 - momentum) * var (the optimizer's EMA of a weight). */
+int kl_optim_ema(kl_tensor *avg, kl_tensor *var, double momentum);
+/* acc = (grad * grad_scale + acc) / divisor: gradient accumulation (divisor 1
+ * between updates, the number of steps on the update step, when acc then
+ * holds the mean gradient). */
+int kl_optim_accumulate(kl_tensor *acc, kl_tensor *grad, double grad_scale, double divisor);
 
 /* Sum of squares in double, summed in a fixed order whatever the thread
  * count, so clipping by norm is reproducible bit for bit. */

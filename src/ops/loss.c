@@ -12,6 +12,7 @@
  * the gradient inside the closed range and stops it outside. */
 #include "core.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EPS_F 1e-7f
@@ -33,8 +34,14 @@ static inline double sigmoid(double z) {
 
 /* y_true and y_pred of the same shape, as contiguous references. */
 static int take_pair(const char *name, kl_tensor **in, kl_tensor **t, kl_tensor **p) {
-  if (!kl_tensor_same_shape(in[0], in[1]))
-    return kl_failn("%s: y_true %s and y_pred %s must have the same shape", name, KL_SHAPE(in[0]), KL_SHAPE(in[1]));
+  if (!kl_tensor_same_shape(in[0], in[1])) {
+    /* y_true one axis short of y_pred: class indices given to a one-hot loss */
+    int indices = in[0]->nd + 1 == in[1]->nd || (in[0]->nd == in[1]->nd && in[0]->nd > 0 && in[0]->dims[in[0]->nd - 1] == 1 &&
+                                                  in[1]->dims[in[1]->nd - 1] > 1);
+    return kl_failn("%s: y_true %s and y_pred %s must have the same shape%s", name, KL_SHAPE(in[0]), KL_SHAPE(in[1]),
+                    indices ? " (y_true looks like class indices: use the sparse_ form of the loss, or one-hot encode"
+                              " them with klua.ops.one_hot(y, num_classes))" : "");
+  }
   *t = kl_tensor_contiguous(in[0]);
   *p = kl_tensor_contiguous(in[1]);
   if (!*t || !*p) { kl_tensor_release(*t); kl_tensor_release(*p); return -1; }
@@ -405,8 +412,9 @@ static int check_label_values(const scce *s, const float *lab, int64_t rows, int
     double y = lab[r];
     if (s->has_ignore && y == s->ignore) continue;
     if (!(y >= 0 && y < (double)c && y == floor(y)))
-      return kl_failn("sparse_categorical_crossentropy: label %g (sample %lld) is not a class index in [0, %lld)",
-                      y, (long long)r + 1, (long long)c);
+      return kl_failn("sparse_categorical_crossentropy: label %g (sample %lld) is not a class index in [0, %lld)%s",
+                      y, (long long)r + 1, (long long)c,
+                      y == (double)c ? " (class indices are 0-based: labels 1..n need y - 1)" : "");
   }
   return 0;
 }
@@ -517,4 +525,198 @@ int op_categorical_hinge_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_att
 kl_tensor *op_cosine_similarity_fwd(kl_tensor **in, int n, const kl_attrs *a) { return rows_forward(in, cosine_row, "cosine_similarity"); }
 int op_cosine_similarity_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
   return rows_backward(in, gout, gin, cosine_row, "cosine_similarity");
+}
+
+/* ---- CTC (keras.ops.ctc_loss, keras.losses.ctc) ----------------------------
+ * (labels (B,S), logits (B,T,C)[, label_length (B)[, logit_length (B)]]) ->
+ * (B): -log p(labels | logits) per sample; ints[0] = the blank class (Keras's
+ * mask_index). A sample's labels are the first label_length entries of its
+ * row, taken as they are (a blank among them is one more class, as in Keras);
+ * without label_length it is the number of entries that are not the blank
+ * (keras.losses.ctc's 0-padding), without logit_length all T steps count.
+ * Forward-backward over the 2L+1 states blank, l1, blank, l2, ..., blank in
+ * log space, in double. The backward is softmax - state occupancy at each
+ * step (zero past the sample's logit length). An alignment that cannot fit
+ * (T too short for the labels and the blanks between repeats) has
+ * probability 0: loss +inf and a zero gradient (as tf.nn.ctc_loss). */
+
+typedef struct ctc_dims { int64_t B, S, T, C; int64_t blank; } ctc_dims;
+
+static inline double lse2(double a, double b) {
+  if (a == -INFINITY) return b;
+  if (b == -INFINITY) return a;
+  return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
+}
+
+/* Shapes, the blank, every sample's lengths (into lab_len / in_len) and labels. */
+static int ctc_check(kl_tensor **in, int n, const kl_attrs *a, const float *lab, const float *ll, const float *tl,
+                     ctc_dims *d, int64_t *lab_len, int64_t *in_len) {
+  const char *name = "ctc_loss";
+  kl_tensor *L = in[0], *X = in[1];
+  if (X->nd != 3) return kl_failn("%s: logits must be (batch, time, classes), got shape %s", name, KL_SHAPE(X));
+  if (L->nd != 2 || L->dims[0] != X->dims[0])
+    return kl_failn("%s: labels must be (batch, max_label_length) with the batch of logits %s, got shape %s",
+                    name, KL_SHAPE(X), KL_SHAPE(L));
+  d->B = X->dims[0]; d->T = X->dims[1]; d->C = X->dims[2]; d->S = L->dims[1];
+  d->blank = a->nints > 0 ? a->ints[0] : 0;
+  if (d->blank < 0 || d->blank >= d->C)
+    return kl_failn("%s: mask_index %lld is not a class index in [0, %lld)", name, (long long)d->blank, (long long)d->C);
+  for (int i = 2; i < n; i++)
+    if (in[i]->nd != 1 || in[i]->dims[0] != d->B)
+      return kl_failn("%s: %s must be (batch,) = (%lld,), got shape %s", name, i == 2 ? "label_length" : "logit_length",
+                      (long long)d->B, KL_SHAPE(in[i]));
+  for (int64_t b = 0; b < d->B; b++) {
+    const float *row = lab + b * d->S;
+    int64_t nl = 0;
+    if (ll) {
+      double v = ll[b];
+      if (!(v >= 0 && v <= (double)d->S && v == floor(v)))
+        return kl_failn("%s: label_length %g (sample %lld) is not in [0, %lld]", name, v, (long long)b + 1, (long long)d->S);
+      nl = (int64_t)v;
+    } else {
+      for (int64_t s = 0; s < d->S; s++) nl += row[s] != (float)d->blank;
+    }
+    int64_t nt = d->T;
+    if (tl) {
+      double v = tl[b];
+      if (!(v >= 0 && v <= (double)d->T && v == floor(v)))
+        return kl_failn("%s: logit_length %g (sample %lld) is not in [0, %lld]", name, v, (long long)b + 1, (long long)d->T);
+      nt = (int64_t)v;
+    }
+    for (int64_t s = 0; s < nl; s++) {
+      double y = row[s];
+      if (!(y >= 0 && y < (double)d->C && y == floor(y)))
+        return kl_failn("%s: label %g (sample %lld, position %lld) is not a class index in [0, %lld)",
+                        name, y, (long long)b + 1, (long long)s + 1, (long long)d->C);
+    }
+    lab_len[b] = nl;
+    in_len[b] = nt;
+  }
+  return 0;
+}
+
+/* One sample: x (T,C) logits, lab its L labels, Tn steps used. ws holds
+ * Tn*C + Tn*(2L+1) (+ Tn*(2L+1) + C with dx) doubles. Returns -log p; with
+ * dx, writes g * d(-log p)/dx into the (T,C) rows. */
+static double ctc_sample(const float *x, const float *lab, int64_t L, int64_t Tn, int64_t T, int64_t C, int64_t blank,
+                         double *ws, double g, float *dx) {
+  const int64_t N = 2 * L + 1;
+  double *lp = ws, *alpha = lp + Tn * C;
+#define CTC_CLASS(s) ((s) & 1 ? (int64_t)lab[(s) >> 1] : blank)
+  /* a skip from s - 2 into the label state s: not across a repeated label */
+#define CTC_SKIP(s) ((s) & 1 && (s) >= 3 && lab[(s) >> 1] != lab[((s) >> 1) - 1])
+  for (int64_t t = 0; t < Tn; t++) {
+    const float *r = x + t * C;
+    double mx = -INFINITY, sum = 0;
+    for (int64_t k = 0; k < C; k++) if (r[k] > mx) mx = r[k];
+    for (int64_t k = 0; k < C; k++) sum += exp(r[k] - mx);
+    double lse = mx + log(sum);
+    for (int64_t k = 0; k < C; k++) lp[t * C + k] = r[k] - lse;
+  }
+  double logp;
+  if (Tn == 0) logp = L == 0 ? 0 : -INFINITY;
+  else {
+    for (int64_t s = 0; s < N; s++) alpha[s] = -INFINITY;
+    alpha[0] = lp[blank];
+    if (L > 0) alpha[1] = lp[CTC_CLASS(1)];
+    for (int64_t t = 1; t < Tn; t++) {
+      const double *pa = alpha + (t - 1) * N;
+      double *na = alpha + t * N;
+      for (int64_t s = 0; s < N; s++) {
+        double v = pa[s];
+        if (s >= 1) v = lse2(v, pa[s - 1]);
+        if (CTC_SKIP(s)) v = lse2(v, pa[s - 2]);
+        na[s] = v == -INFINITY ? v : v + lp[t * C + CTC_CLASS(s)];
+      }
+    }
+    const double *last = alpha + (Tn - 1) * N;
+    logp = lse2(last[N - 1], L > 0 ? last[N - 2] : -INFINITY);
+  }
+  if (!dx) return -logp;
+  memset(dx, 0, sizeof(float) * (size_t)(T * C));
+  if (logp == -INFINITY || Tn == 0) return -logp;
+  double *beta = alpha + Tn * N, *occ = beta + Tn * N;
+  double *lb = beta + (Tn - 1) * N;
+  for (int64_t s = 0; s < N; s++) lb[s] = -INFINITY;
+  lb[N - 1] = lp[(Tn - 1) * C + blank];
+  if (L > 0) lb[N - 2] = lp[(Tn - 1) * C + CTC_CLASS(N - 2)];
+  for (int64_t t = Tn - 2; t >= 0; t--) {
+    const double *nb = beta + (t + 1) * N;
+    double *cb = beta + t * N;
+    for (int64_t s = 0; s < N; s++) {
+      double v = nb[s];
+      if (s + 1 < N) v = lse2(v, nb[s + 1]);
+      if (s + 2 < N && CTC_SKIP(s + 2)) v = lse2(v, nb[s + 2]);
+      cb[s] = v == -INFINITY ? v : v + lp[t * C + CTC_CLASS(s)];
+    }
+  }
+  for (int64_t t = 0; t < Tn; t++) {
+    const double *a = alpha + t * N, *bt = beta + t * N, *l = lp + t * C;
+    for (int64_t k = 0; k < C; k++) occ[k] = 0;
+    for (int64_t s = 0; s < N; s++) {
+      int64_t k = CTC_CLASS(s);
+      if (a[s] != -INFINITY && bt[s] != -INFINITY) occ[k] += exp(a[s] + bt[s] - l[k] - logp);
+    }
+    for (int64_t k = 0; k < C; k++) dx[t * C + k] = (float)(g * (exp(l[k]) - occ[k]));
+  }
+#undef CTC_CLASS
+#undef CTC_SKIP
+  return -logp;
+}
+
+/* Runs every sample; out (B) and/or dx (B,T,C), g the upstream gradient (B). */
+static int ctc_run(kl_tensor **in, int n, const kl_attrs *a, float *out, const float *g, float *dx) {
+  if (n < 2 || n > 4)
+    return kl_failn("ctc_loss: expected (labels, logits[, label_length[, logit_length]]), got %d inputs", n);
+  kl_tensor *c[4] = {NULL, NULL, NULL, NULL};
+  int64_t *len = NULL;
+  double *ws = NULL;
+  int rc = -1;
+  for (int i = 0; i < n; i++) if (!(c[i] = kl_tensor_contiguous(in[i]))) goto done;
+  ctc_dims d;
+  int64_t B = in[1]->nd == 3 ? in[1]->dims[0] : 0;
+  len = malloc(sizeof(int64_t) * (size_t)(3 * B + 1));
+  if (!len) { kl_failn("ctc_loss: out of memory"); goto done; }
+  int64_t *in_len = len + B, *off_ = in_len + B;
+  if (ctc_check(c, n, a, c[0]->data, n > 2 ? c[2]->data : NULL, n > 3 ? c[3]->data : NULL, &d, len, in_len) < 0) goto done;
+  int64_t total = 0;
+  for (int64_t b = 0; b < d.B; b++) {
+    off_[b] = total;
+    int64_t N = 2 * len[b] + 1;
+    total += in_len[b] * d.C + in_len[b] * N + (dx ? in_len[b] * N + d.C : 0);
+  }
+  ws = malloc(sizeof(double) * (size_t)(total + 1));
+  if (!ws) { kl_failn("ctc_loss: out of memory for the forward-backward tables (%lld doubles)", (long long)total); goto done; }
+  const float *lab = c[0]->data, *x = c[1]->data;
+  KL_PAR_FOR_W(d.B, total, b, {
+    double v = ctc_sample(x + b * d.T * d.C, lab + b * d.S, len[b], in_len[b], d.T, d.C, d.blank, ws + off_[b],
+                          g ? g[b] : 0, dx ? dx + b * d.T * d.C : NULL);
+    if (out) out[b] = (float)v;
+  });
+  rc = 0;
+done:
+  for (int i = 0; i < n; i++) kl_tensor_release(c[i]);
+  free(len); free(ws);
+  return rc;
+}
+
+kl_tensor *op_ctc_loss_fwd(kl_tensor **in, int n, const kl_attrs *a) {
+  if (n < 2) return kl_fail("ctc_loss: expected (labels, logits[, label_length[, logit_length]]), got %d inputs", n);
+  kl_tensor *out = in[1]->nd == 3 ? kl_tensor_empty(1, in[1]->dims) : NULL;
+  if (in[1]->nd == 3 && !out) return NULL;
+  if (ctc_run(in, n, a, out ? out->data : NULL, NULL, NULL) < 0) { kl_tensor_release(out); return NULL; }
+  return out;
+}
+
+int op_ctc_loss_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
+  if (!kl_need_grad(1)) return 0; /* labels and lengths have no gradient */
+  kl_tensor *g = kl_tensor_contiguous(gout);
+  kl_tensor *dx = g ? kl_tensor_empty(in[1]->nd, in[1]->dims) : NULL;
+  if (!dx || ctc_run(in, n, a, NULL, g->data, dx->data) < 0) {
+    kl_tensor_release(g); kl_tensor_release(dx);
+    return -1;
+  }
+  kl_tensor_release(g);
+  gin[1] = dx;
+  return 0;
 }

@@ -209,7 +209,7 @@ function M.summary_lines(model, kw)
   out[#out + 1] = ("Trainable params: %s (%s)"):format(commas(trainable), readable_size(trainable * 4))
   out[#out + 1] = ("Non-trainable params: %s (%s)"):format(commas(non_trainable), readable_size(non_trainable * 4))
   local opt = rawget(model, "optimizer")
-  if opt and opt.variables and #opt.variables > 0 then
+  if opt and opt.built and opt.variables and #opt.variables > 0 then
     local n = count(opt.variables)
     out[#out + 1] = ("Optimizer params: %s (%s)"):format(commas(n), readable_size(n * 4))
   end

@@ -8,11 +8,14 @@ local Adam = Optimizer:extend("Adam")
 Adam.hyper = { learning_rate = 0.001, beta_1 = 0.9, beta_2 = 0.999, epsilon = 1e-7, amsgrad = false }
 Adam.default_name = "adam"
 
+-- Keras's build order: momentum and velocity per variable, then every velocity_hat.
 function Adam:_slot_specs()
-  local s = { { "momentum", 0 }, { "velocity", 0 } }
-  if self.amsgrad then s[3] = { "velocity_hat", 0 } end
-  return s
+  local groups = { { { "momentum", 0 }, { "velocity", 0 } } }
+  if self.amsgrad then groups[2] = { { "velocity_hat", 0 } } end
+  return groups
 end
+
+function Adam:_state_layout_changed() return self.amsgrad end
 
 function Adam:_update(var, grad, slots, step)
   return kernels.adam(var, grad, slots.momentum, slots.velocity, slots.velocity_hat, step, self.beta_1, self.beta_2, self.epsilon)

@@ -18,10 +18,15 @@ M.Adadelta = require("klua.optimizers.adadelta")
 M.Adamax = require("klua.optimizers.adamax")
 M.Nadam = require("klua.optimizers.nadam")
 M.Lion = require("klua.optimizers.lion")
+M.Adafactor = require("klua.optimizers.adafactor")
+M.Ftrl = require("klua.optimizers.ftrl")
+M.Lamb = require("klua.optimizers.lamb")
+M.Muon = require("klua.optimizers.muon")
 M.schedules = require("klua.optimizers.schedules")
 
 local by_name = {}
-for _, name in ipairs { "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Lion" } do
+for _, name in ipairs { "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Lion",
+  "Adafactor", "Ftrl", "Lamb", "Muon" } do
   by_name[name] = M[name]
   by_name[name:lower()] = M[name]
 end

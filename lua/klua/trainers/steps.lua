@@ -43,7 +43,12 @@ function M.train_step(self, data)
   local vars = self.trainable_weights
   local tape = GradientTape()
   local y_pred, loss, parts = tape:record(forward_and_loss, self, x, y, sw, true)
-  if #vars > 0 then self.optimizer:apply_gradients(tape:gradient(loss, vars), vars) end
+  local opt = self.optimizer
+  -- Keras scales the loss before the backward pass (the optimizer unscales
+  -- the gradients); the metrics see the loss itself.
+  local target = loss
+  if opt.loss_scale_factor then target = tape:record(function() return opt:scale_loss(loss) end) end
+  if #vars > 0 then opt:apply_gradients(tape:gradient(target, vars), vars) end
   c:update(y, y_pred, sw, loss, parts, batch_size_of(x))
   return c:logs()
 end

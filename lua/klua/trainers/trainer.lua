@@ -190,7 +190,8 @@ local function fit(self, a, b, c, d)
   end
   distribution.finish()
   -- Keras: with use_ema, the weights take their moving averages after the last epoch
-  if epochs > 0 and rawget(self, "optimizer") then rawget(self, "optimizer"):finalize_variable_values(self.trainable_weights) end
+  local opt = rawget(self, "optimizer")
+  if epochs > 0 and opt and opt.finalize_variable_values then opt:finalize_variable_values(self.trainable_weights) end
   list:on_train_end(logs)
   return list.history
 end
