@@ -19,9 +19,20 @@ klua.random.seed(1)
 -- from the input's last dimension.
 local Linear = klua.Layer:extend("Linear")
 
+-- Constructors take one keyword table, Linear{units = 4, name = ...};
+-- Layer.args also accepts Keras's first argument by position, Linear(4).
+-- Linear.from_config(config) is Linear(config), so get_config() returns every
+-- constructor argument.
 function Linear:__init(units, kw)
+  units, kw = klua.Layer.args(units, kw, "units")
   Linear.super.__init(self, kw)
   self.units = units or 32
+end
+
+function Linear:get_config()
+  local config = Linear.super.get_config(self)
+  config.units = self.units
+  return config
 end
 
 function Linear:build(input_shape)
@@ -59,6 +70,7 @@ end
 function SinLayer:get_config()
   local config = SinLayer.super.get_config(self)
   config.units = self.units
+  config.kernel_regularizer = klua.regularizers.serialize(self.kernel_regularizer)
   return config
 end
 
@@ -113,7 +125,10 @@ for step = 1, 400 do
 end
 print(("loss %.5f -> %.5f"):format(first, last))
 
--- The layer's config round-trips (name, trainable and dtype come from the base class).
+-- The layers' configs round-trip (name, trainable and dtype come from the base
+-- class); check_from_config is the check model:save runs on every layer.
 local config = model.features:get_config()
 local copy = SinLayer.from_config(config)
-print(("config round trip: %s units=%d"):format(copy.name, copy.units))
+model.head:check_from_config()
+print(("config round trip: %s units=%d, %s; %s units=%d"):format(copy.name, copy.units, tostring(copy.kernel_regularizer),
+  model.head.name, Linear.from_config(model.head:get_config()).units))

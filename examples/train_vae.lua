@@ -46,12 +46,17 @@ end
 local Encoder = klua.Layer:extend("Encoder")
 function Encoder:__init(kw)
   kw = kw or {}
-  Encoder.super.__init(self, { name = kw.name or "encoder" })
+  Encoder.super.__init(self, { name = kw.name or "encoder", trainable = kw.trainable })
   self.latent_dim, self.intermediate_dim = kw.latent_dim or 32, kw.intermediate_dim or 64
   self.dense_proj = layers.Dense { units = self.intermediate_dim, activation = "relu" }
   self.dense_mean = layers.Dense { units = self.latent_dim }
   self.dense_log_var = layers.Dense { units = self.latent_dim }
   self.sampling = Sampling()
+end
+function Encoder:get_config()   -- every constructor argument, so that Encoder.from_config(config) rebuilds it
+  local config = Encoder.super.get_config(self)
+  config.latent_dim, config.intermediate_dim = self.latent_dim, self.intermediate_dim
+  return config
 end
 function Encoder:call(inputs)
   local x = self.dense_proj(inputs)
@@ -63,10 +68,15 @@ end
 local Decoder = klua.Layer:extend("Decoder")
 function Decoder:__init(kw)
   kw = kw or {}
-  Decoder.super.__init(self, { name = kw.name or "decoder" })
+  Decoder.super.__init(self, { name = kw.name or "decoder", trainable = kw.trainable })
   self.original_dim, self.intermediate_dim = kw.original_dim or 784, kw.intermediate_dim or 64
   self.dense_proj = layers.Dense { units = self.intermediate_dim, activation = "relu" }
   self.dense_output = layers.Dense { units = self.original_dim, activation = "sigmoid" }
+end
+function Decoder:get_config()
+  local config = Decoder.super.get_config(self)
+  config.original_dim, config.intermediate_dim = self.original_dim, self.intermediate_dim
+  return config
 end
 function Decoder:call(z) return self.dense_output(self.dense_proj(z)) end
 

@@ -3,7 +3,7 @@
 -- or as a table) and returns a tensor:
 --   klua.activations.leaky_relu(x, 0.1)   klua.activations.gelu(x, {approximate = true})
 -- gelu, elu, selu, leaky_relu and silu are C ops (src/ops/activation.c); the
--- rest are compositions of one to three ops whose gradients the tape derives.
+-- rest are compositions of ops (klua.ops) whose gradients the tape derives.
 local core = require("klua.core")
 local registry = require("klua.registry")
 local tensor = require("klua.tensor")
@@ -11,14 +11,6 @@ local ops = require("klua.ops")
 local op, T = core.op, tensor.T
 
 local M = {}
-
--- arg(kw, key, default): Keras's optional argument given as a number/bool or
--- inside a table.
-local function arg(v, key, default)
-  if type(v) == "table" then v = v[key] end
-  if v == nil then return default end
-  return v
-end
 
 function M.linear(x) return T(x) end
 
@@ -55,8 +47,15 @@ M.hard_sigmoid = ops.hard_sigmoid
 
 function M.tanh(x) return op("tanh", T(x)) end
 
-function M.softmax(x, axis) return ops.softmax(T(x), arg(axis, "axis", -1)) end
-function M.log_softmax(x, axis) return ops.log_softmax(T(x), arg(axis, "axis", -1)) end
+-- axis: one axis or a list of axes normalised together (Keras's tuple), also
+-- as {axis = ...}.
+local function axis_arg(v)
+  if type(v) == "table" and v[1] == nil then v = v.axis end
+  if v == nil then return -1 end
+  return v
+end
+function M.softmax(x, axis) return ops.softmax(T(x), axis_arg(axis)) end
+function M.log_softmax(x, axis) return ops.log_softmax(T(x), axis_arg(axis)) end
 
 function M.softplus(x) return op("softplus", T(x)) end
 
@@ -64,6 +63,12 @@ M.softsign, M.silu, M.hard_silu, M.mish = ops.softsign, ops.silu, ops.hard_silu,
 M.swish, M.hard_swish = M.silu, M.hard_silu
 
 function M.exponential(x) return op("exp", T(x)) end
+
+-- Keras 3's newer ones (compositions in klua.ops).
+M.celu, M.glu, M.tanh_shrink, M.hard_tanh = ops.celu, ops.glu, ops.tanh_shrink, ops.hard_tanh
+M.hard_shrink, M.soft_shrink, M.squareplus, M.sparse_plus = ops.hard_shrink, ops.soft_shrink, ops.squareplus, ops.sparse_plus
+M.log_sigmoid, M.sparse_sigmoid, M.threshold = ops.log_sigmoid, ops.sparse_sigmoid, ops.threshold
+function M.sparsemax(x, axis) return ops.sparsemax(T(x), axis_arg(axis)) end
 
 local names = {}
 for name, f in pairs(M) do names[f] = name end

@@ -1,7 +1,53 @@
 -- class.lua — the one class helper: single inheritance, `Class(...)` builds an
 -- instance and calls `__init`, `Class:extend(name)` makes a subclass, and a
 -- class may define `__init_subclass(cls)` to prepare its subclasses.
+--
+-- Every class answers `from_config` in both spellings, for every kind
+-- (layers, losses, metrics, optimizers, initializers, ...):
+--   Dense.from_config(config)   Dense:from_config(config)   -- Keras's classmethod
+-- Without a definition it is `Class(config)`. A class that needs more defines
+-- `function Cls:from_config(config)` (self is the class it was called on; a
+-- one-argument `function Cls.from_config(config)` is accepted too), and both
+-- spellings still work for it and for its subclasses.
 local class = {}
+
+-- The definitions of from_config, kept under this key; `from_config` itself
+-- is each class's own entry point (it must know the class: Cls.from_config(c)
+-- passes no self).
+local IMPL = "_from_config_impl"
+
+--- is_class(x): a class made here (not an instance).
+function class.is_class(x)
+  return type(x) == "table" and rawget(x, "__class") == true
+end
+local is_class = class.is_class
+
+local function default_from_config(cls, config) return cls(config) end
+
+-- A definition written with one parameter takes only the config.
+local function takes_class(f)
+  local info = debug.getinfo(f, "u")
+  return info.isvararg or info.nparams ~= 1
+end
+
+local function entry_point(cls)
+  return function(a, b)
+    local target, config = cls, a
+    if is_class(a) then target, config = a, b end     -- Cls:from_config(config)
+    if config == nil then config = {} end
+    local impl = target[IMPL] or default_from_config
+    if takes_class(impl) then return impl(target, config) end
+    return impl(config)
+  end
+end
+
+--- define(cls, key, value): how a class stores a field assigned to it (a
+-- subclass's __newindex hook ends with this): from_config is kept as the
+-- definition behind the class's entry point.
+function class.define(cls, k, v)
+  if k == "from_config" and type(v) == "function" then k = IMPL end
+  rawset(cls, k, v)
+end
 
 local function new_class(name, parent)
   local cls = {}
@@ -18,8 +64,13 @@ local function new_class(name, parent)
     end
   end
   rawset(cls, "__class", true)
+  -- Lookups go to the class's own entry points first, then to the parent;
+  -- the entry points live outside the class table, so that a later
+  -- `Cls.from_config = f` reaches __newindex (class.define).
+  local own = setmetatable({ from_config = entry_point(cls) }, { __index = parent })
   setmetatable(cls, {
-    __index = parent,
+    __index = own,
+    __newindex = class.define,
     __call = function(c, ...)
       local obj = setmetatable({}, c)
       local init = c.__init
@@ -33,11 +84,6 @@ local function new_class(name, parent)
   local hook = parent and parent.__init_subclass
   if hook then hook(cls) end
   return cls
-end
-
---- is_class(x): a class made here (not an instance).
-function class.is_class(x)
-  return type(x) == "table" and rawget(x, "__class") == true
 end
 
 --- extend(name): a subclass of this class.

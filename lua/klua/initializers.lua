@@ -83,13 +83,39 @@ function Zeros:generate(shape) return tensor.zeros(shape) end
 local Ones = define("Ones")
 function Ones:generate(shape) return tensor.ones(shape) end
 
+-- Keras's Constant(value): a number, or an array (a tensor or a nested Lua
+-- list) broadcast to the shape asked for. The config holds an array as a
+-- nested list.
 local Constant = define("Constant", nil, { { "value", 0.0 } })
+local define_init = Constant.__init
+function Constant:__init(kw)
+  if type(kw) == "table" and getmetatable(kw) == nil and kw[1] ~= nil then kw = { value = kw } end  -- Constant{{1, 2}, {3, 4}}
+  define_init(self, kw)
+end
 function Constant:validate()
-  if type(self.value) ~= "number" then
-    core.raise("Constant: value must be a number. Received: value=" .. tostring(self.value))
+  local v = self.value
+  if type(v) == "table" and getmetatable(v) == nil then
+    local ok, t = pcall(tensor.tensor, v)
+    if ok then self.value = t end
+  end
+  if type(self.value) ~= "number" and not core.is_tensor(self.value) then
+    core.raise("Constant: value must be a number, a tensor or a nested list of numbers. Received: value=" .. tostring(v))
   end
 end
-function Constant:generate(shape) return tensor.full(shape, self.value) end
+function Constant:generate(shape)
+  local v = self.value
+  if type(v) == "number" then return tensor.full(shape, v) end
+  local ok, b = pcall(core.op, "broadcast_to", v, nil, nil, { ints = shape })
+  if not ok then
+    core.raise(("Constant: a value of shape %s does not broadcast to the shape %s"):format(
+      core.shape_str(v:shape()), core.shape_str(shape)))
+  end
+  return core.op("copy", b)
+end
+function Constant:get_config()
+  local v = self.value
+  return { value = core.is_tensor(v) and v:totable() or v }
+end
 
 local RandomNormal = define("RandomNormal", nil, { { "mean", 0.0 }, { "stddev", 0.05 }, { "seed", nil } })
 function RandomNormal:validate() positive("RandomNormal", "stddev", self.stddev) end

@@ -20,6 +20,7 @@
 --     and ignores other keys, so Class.from_config(config) is Class(config).
 local core = require("klua.core")
 local class = require("klua.class")
+local json = require("klua.json")
 local tensor = require("klua.tensor")
 local variable = require("klua.variable")
 local no_grad = require("klua.no_grad")
@@ -31,6 +32,9 @@ local Layer = class("Layer")
 
 Layer.UNKNOWN = -1          -- an unknown dimension, e.g. the batch
 Layer.supports_masking = false
+-- function(layer, name, shape) -> value or nil: set only while klua.saving
+-- builds a model from a file (see add_weight).
+Layer.weight_source = nil
 
 local unpack = unpack or table.unpack
 
@@ -326,8 +330,8 @@ end
 -- Classes. Every layer class is its instances' metatable; when a subclass is
 -- made (klua.class calls __init_subclass) it gets, once: the properties
 -- (its parent's, copied, plus any it declares with Layer.property), an
--- __index that reads them, a from_config that knows the class, and a class
--- table that wraps each build() defined on it. __newindex, __call and
+-- __index that reads them, and a class table that wraps each build() defined
+-- on it (from_config, in both spellings, comes from klua.class). __newindex, __call and
 -- __tostring are inherited as metamethods.
 
 local call_layer, layer_tostring
@@ -342,15 +346,9 @@ function Layer.__init_subclass(cls)
     if g then return g(t) end
     return cls[k]
   end)
-  -- Keras's spelling Linear.from_config(config) (no self) must know the class.
-  rawset(cls, "from_config", function(a, b)
-    if b ~= nil then return a(b) end    -- Linear:from_config(config)
-    if cls == Layer then core.raise("Layer.from_config: call it on a class, e.g. Dense.from_config(config)") end
-    return cls(a)                       -- Linear.from_config(config)
-  end)
   getmetatable(cls).__newindex = function(c, k, v)
     if k == "build" and type(v) == "function" then v = wrap_build(v) end
-    rawset(c, k, v)
+    class.define(c, k, v)
   end
 end
 
@@ -440,8 +438,13 @@ function Layer:add_weight(kw)
   local name = kw.name or (#own == 0 and "variable" or ("variable_" .. #own))
   local init = kw.initializer
   if init == nil then init = "glorot_uniform" end
-  local value
-  if is_tensor(init) then
+  -- While klua.saving loads a file, it checks each weight against the file's
+  -- tensors before anything is allocated and gives a value that the file
+  -- overwrites, so the initializer is skipped (saving/weights.lua).
+  local value = Layer.weight_source and Layer.weight_source(self, name, shape)
+  if value ~= nil then
+    value = core.to_tensor(value)
+  elseif is_tensor(init) then
     value = init
   else
     local ok, f = pcall(initializers.get, init)
@@ -478,10 +481,16 @@ Layer.constraint_of, Layer.regularizer_of, Layer.path_of = variable.constraint_o
 local losses_ever = false
 function Layer._losses_touched() losses_ever = true end
 
+-- The list is replaced, never appended to in place: a probe call (a deferred
+-- build tracing the layers, compute_output_shape, Model.quietly) that saves
+-- the lists and puts them back afterwards leaves no losses behind.
 function Layer:add_loss(value)
   losses_ever = true
   local losses = rawget(self, "_losses")
-  losses[#losses + 1] = core.to_tensor(value)
+  local n = #losses
+  local out = { unpack(losses, 1, n) }
+  out[n + 1] = core.to_tensor(value)
+  rawset(self, "_losses", out)
 end
 
 local function clear_losses(self)
@@ -699,6 +708,85 @@ function Layer:get_config()
     config.activity_regularizer = regularizers.serialize(rawget(self, "activity_regularizer"))
   end
   return config
+end
+
+-- Configs are data: plain tables (JSON arrays and objects among them) are
+-- compared and copied by value, anything else (a function) by identity.
+local DATA_MT = { [getmetatable(json.array())] = true, [getmetatable(json.object())] = true }
+local function is_data(v) return type(v) == "table" and (getmetatable(v) == nil or DATA_MT[getmetatable(v)]) end
+
+local function copy_config(v)
+  if not is_data(v) then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = copy_config(x) end
+  return setmetatable(out, getmetatable(v))
+end
+
+-- Where two configs differ: a list of {path, value in a, value in b}.
+local function config_differences(a, b, path, out)
+  out = out or {}
+  if is_data(a) and is_data(b) then
+    local keys, seen = {}, {}
+    for k in pairs(a) do keys[#keys + 1] = k; seen[k] = true end
+    for k in pairs(b) do if not seen[k] then keys[#keys + 1] = k end end
+    table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+    for _, k in ipairs(keys) do
+      local p = path and (type(k) == "number" and ("%s[%d]"):format(path, k) or path .. "." .. tostring(k)) or tostring(k)
+      config_differences(a[k], b[k], p, out)
+    end
+  elseif not (a == b or (a ~= a and b ~= b)) then
+    out[#out + 1] = { path or "config", a, b }
+  end
+  return out
+end
+
+local function show(v)
+  if is_data(v) then
+    local ok, s = pcall(json.encode, v)
+    if ok then return #s > 60 and s:sub(1, 57) .. "..." or s end
+  end
+  return v == nil and "nil (missing)" or tostring(v)
+end
+
+--- layer:check_from_config([config]): raises, naming the layer and what to
+-- change, unless Class.from_config(config) rebuilds a layer whose
+-- get_config() is config again (config: get_config() by default). Saving
+-- runs it on each layer whose config goes into a file, so that a layer
+-- load_model could not rebuild fails at save. It builds one throw-away
+-- copy (no weights, unless its constructor builds them); layer names given
+-- out meanwhile are taken back. Sequential and Functional models are checked
+-- through their layers.
+function Layer:check_from_config(config)
+  if rawget(self, "_layers") or rawget(self, "_graph") then return end
+  config = config or self:get_config()
+  local cls = class_of(self)
+  local cname = class_name(cls)
+  local hint = ("A layer is rebuilt as %s.from_config(config), which is %s(config) unless the class defines "
+    .. "from_config: take Keras's arguments from one keyword table (`first, kw = klua.Layer.args(first, kw, \"units\")` "
+    .. "accepts both %s(4, {...}) and %s{units = 4, ...}) and return every constructor argument from get_config()")
+    :format(cname, cname, cname, cname)
+  local names = {}
+  for k, v in pairs(uids) do names[k] = v end
+  local ok, res = pcall(function()
+    local copy = cls.from_config(copy_config(config))
+    if not is_layer(copy) then error(("from_config returned %s, not a layer"):format(type(copy)), 0) end
+    return copy:get_config()
+  end)
+  uids = names
+  if not ok then
+    self:raise("cannot be rebuilt from its config: %s.from_config(layer:get_config()) fails: %s. %s",
+      cname, tostring(res), hint)
+  end
+  local diffs = config_differences(config, res)
+  if #diffs > 0 then
+    local want, got = {}, {}
+    for i = 1, math.min(#diffs, 3) do
+      want[i] = diffs[i][1] .. "=" .. show(diffs[i][2])
+      got[i] = diffs[i][1] .. "=" .. show(diffs[i][3])
+    end
+    self:raise("cannot be rebuilt from its config: get_config() gives %s, but the layer %s.from_config makes from it gives %s. %s",
+      table.concat(want, ", "), cname, table.concat(got, ", "), hint)
+  end
 end
 
 -- The shapes build() was called with (for saving and rebuilding).

@@ -71,15 +71,37 @@ function BatchNormalization:build(input_shape)
     initializer = self.moving_variance_initializer, trainable = false }
 end
 
--- Mean and variance over the unmasked positions, for a mask shaped like the
--- input without its feature axis (Keras 3's masked moments).
-local function masked_moments(x, mask)
+-- Keras 3's masked moments: the mask (one dimension less than the input,
+-- nonzero = keep) gets a trailing axis and is broadcast to the input's shape,
+-- so a mask of shape (1,2,1) for an input (1,2,3,4) covers axis 3 too; each
+-- feature's mean and variance are over its kept positions, divided by their
+-- count + 1e-7 (keras.backend.epsilon()).
+local EPSILON = 1e-7
+
+-- The mask as 0/1 weights of x's shape (nil in inference, which ignores it).
+local function mask_weights(self, mask, x, training)
+  local shape = x:shape()
+  if mask.nd ~= x.nd - 1 then
+    self:raise("the mask should have one dimension less than the inputs. Received: mask.shape=%s, inputs.shape=%s",
+      core.shape_str(mask:shape()), core.shape_str(shape))
+  end
+  if not training then return nil end
   local ms = mask:shape()
   ms[#ms + 1] = 1
-  local w = op("reshape", mask, nil, nil, { ints = ms })
+  local w = op("reshape", op("not_equal", mask, core.to_tensor(0)), nil, nil, { ints = ms })
+  local ok, b = pcall(op, "broadcast_to", w, nil, nil, { ints = shape })
+  if not ok then
+    self:raise("the mask of shape %s does not broadcast to the inputs' shape %s",
+      core.shape_str(mask:shape()), core.shape_str(shape))
+  end
+  return b
+end
+
+-- x and w (0/1, x's shape) with the features last.
+local function masked_moments(x, w)
   local axes = {}
   for i = 1, x.nd - 1 do axes[i] = i end
-  local count = ops.maximum(ops.sum(w), 1e-12)
+  local count = ops.sum(w, axes) + EPSILON
   local mean = ops.sum(x * w, axes) / count
   local d = x - mean
   local var = ops.sum(d * d * w, axes) / count
@@ -91,6 +113,8 @@ function BatchNormalization:call(x, kw)
   if nd < ax or tonumber(x.dims[ax - 1]) ~= c then
     self:raise("expected %d features on axis %d, got shape %s", c, self.axis, core.shape_str(x:shape()))
   end
+  local training = kw.training and self.trainable
+  local w = core.is_tensor(kw.mask) and mask_weights(self, kw.mask, x, training) or nil
   -- Features last: move the axis there and back.
   local perm
   if ax ~= nd then
@@ -99,15 +123,15 @@ function BatchNormalization:call(x, kw)
     table.remove(perm, ax)
     perm[nd] = ax - 1
     x = op("transpose", x, nil, nil, { ints = perm })
+    if w then w = op("transpose", w, nil, nil, { ints = perm }) end
   end
   local gamma = self.gamma or core.op("scale", self.moving_mean, nil, nil, { f = { 0, 1 } })
   local beta = self.beta or core.op("scale", self.moving_mean, nil, nil, { f = { 0, 0 } })
   local y
-  if kw.training and self.trainable then
+  if training then
     local mean, var
-    local mask = kw.mask
-    if mask ~= nil and core.is_tensor(mask) and mask.nd == nd - 1 and ax == nd then
-      mean, var = masked_moments(x, mask)
+    if w then
+      mean, var = masked_moments(x, w)
     else
       local stats = op("moments", x)
       mean = op("reshape", ops.slice_axis(stats, 1, 1, 1), nil, nil, { ints = { c } })

@@ -1,5 +1,6 @@
--- softmax.lua — Softmax over an axis (the last by default). With a mask
--- (1 = keep), masked positions get probability 0, as in Keras.
+-- softmax.lua — Softmax over an axis (the last by default) or over a list of
+-- axes together (Keras's tuple axis). With a mask (1 = keep), masked
+-- positions get probability 0, as in Keras.
 local core = require("klua.core")
 local Layer = require("klua.layer")
 local ops = require("klua.ops")
@@ -7,13 +8,27 @@ local ops = require("klua.ops")
 local Softmax = Layer:extend("Softmax")
 Softmax.supports_masking = true
 
+local function is_list(t)
+  if type(t) ~= "table" or getmetatable(t) ~= nil or t[1] == nil then return false end
+  for k in pairs(t) do if type(k) ~= "number" then return false end end
+  return true
+end
+
+-- Softmax(-1), Softmax{2, 3} (a list of axes), Softmax{axis = {2, 3}, name = ...}.
 function Softmax:__init(axis, kw)
-  axis, kw = Layer.args(axis, kw, "axis")
+  if not is_list(axis) then axis, kw = Layer.args(axis, kw, "axis") end
   Softmax.super.__init(self, kw)
   self.axis = axis or -1
-  if type(self.axis) ~= "number" or self.axis == 0 or self.axis % 1 ~= 0 then
-    core.raise("Softmax: axis must be a non-zero integer (1-based, -1 last). Received: axis=" .. tostring(self.axis))
+  local list = type(self.axis) == "table" and self.axis or { self.axis }
+  for _, a in ipairs(list) do
+    if type(a) ~= "number" or a == 0 or a % 1 ~= 0 then
+      local shown = {}
+      for i, v in ipairs(list) do shown[i] = tostring(v) end
+      core.raise("Softmax: axis must be a non-zero integer (1-based, -1 last) or a list of them. Received: axis="
+        .. (type(self.axis) == "table" and "{" .. table.concat(shown, ", ") .. "}" or tostring(self.axis)))
+    end
   end
+  if #list == 0 then core.raise("Softmax: axis must not be an empty list") end
 end
 
 function Softmax:call(x, kw)

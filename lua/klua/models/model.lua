@@ -171,12 +171,11 @@ function Model.extend(cls, name)
     end
     return obj
   end
-  rawset(sub, "from_config", function(a, b)
-    local config = b or a
-    return Model._from_config(sub, config)
-  end)
   return sub
 end
+
+-- Both spellings (Sub.from_config(c), Sub:from_config(c)) come from klua.class.
+function Model.from_config(cls, config) return Model._from_config(cls, config) end
 
 function Model._from_config(cls, config)
   if type(config) ~= "table" then core.raise(rawget(cls, "__name") .. ".from_config: expected a config table") end

@@ -23,6 +23,7 @@ end
 function M.serialize_layer(layer)
   local cls = getmetatable(layer)
   local out = { class_name = registry.name_of(cls) or "Layer", config = layer:get_config() }
+  if layer.check_from_config then layer:check_from_config(out.config) end  -- fail at save, not at load
   if not rawget(layer, "_graph") and not rawget(layer, "_layers") and layer.get_build_config then
     out.build_config = layer:get_build_config()
   end
