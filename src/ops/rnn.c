@@ -1,7 +1,8 @@
 /* rnn.c — fused recurrent sequence kernels in Keras's weight layouts: lstm,
- * gru (reset_after=true) and simple_rnn. Each op runs the whole sequence in C:
- * one sgemm projects the inputs of every timestep, then each step does one
- * recurrent sgemm and the fused gate math; the backward runs the whole
+ * gru (both of Keras's forms: reset_after true and false) and simple_rnn.
+ * Each op runs the whole sequence in C: one sgemm projects the inputs of every
+ * timestep, then each step does one recurrent sgemm (two for gru with
+ * reset_after=false) and the fused gate math; the backward runs the whole
  * backpropagation through time and finishes with one sgemm per weight.
  * Nothing is allocated per timestep (one scratch buffer per call, reused).
  *
@@ -12,12 +13,15 @@
  *               -> (N,T,6U): [h | c | i f g o] per step; gates in Keras order i,f,c,o
  *   gru         (x, kernel (D,3U), recurrent (U,3U), bias (2,3U), h0 (N,U)[, mask])
  *               -> (N,T,5U): [h | z | r | hh | h_prev·R_h + b_rh]; gates z,r,h
+ *               with ints[3] = 0 (reset_after=false): bias (3U), and the last
+ *               column block holds r * h_prev, the input of the candidate's product
  *   simple_rnn  (x, kernel (D,U), recurrent (U,U), bias (U), h0 (N,U)[, mask]) -> (N,T,U): h
  * The user-facing slices are out[:, :, 0:U] (the h sequence; the last row is
  * the final h) and, for lstm, out[:, T-1, U:2U] (the final c). Gradients flow
  * from the h and c columns only; the cached gate columns are not differentiable.
  * Where mask[n,t] == 0 the state is carried over unchanged (Keras semantics).
- * ints: [0] go_backwards, [1] activation, [2] recurrent activation (codes below). */
+ * ints: [0] go_backwards, [1] activation, [2] recurrent activation (codes below),
+ * [3] gru only: reset_after (1 when absent). */
 #include "core.h"
 #include "scratch.h"
 #include <cblas.h>
@@ -122,7 +126,7 @@ static void run_rows(int64_t n, int64_t work, int64_t step, rows_fn fn, void *ct
 typedef struct {
   const char *op;
   int64_t n, t, d, u, g;          /* batch, time, input dim, units, gate width (4U, 3U, U) */
-  int rev, act, ract;
+  int rev, act, ract, reset_after;
   kl_tensor *x, *w, *r, *b, *h0, *c0, *mask;   /* contiguous references */
 } rnn_args;
 
@@ -156,7 +160,8 @@ static int rnn_setup(const char *op, kl_tensor **in, int n, const kl_attrs *at, 
   a->u = r->dims[0]; a->g = gates * a->u;
   if (a->t < 1) return kl_failn("%s: expected at least one timestep, got input %s", op, KL_SHAPE(x));
   if (want_shape(op, "kernel", w, 2, a->d, a->g) < 0) return -1;
-  if (gates == 3) { if (want_shape(op, "bias", b, 2, 2, a->g) < 0) return -1; }
+  a->reset_after = gates == 3 && !(at && at->nints > 3 && at->ints[3] == 0);
+  if (a->reset_after) { if (want_shape(op, "bias", b, 2, 2, a->g) < 0) return -1; }
   else if (want_shape(op, "bias", b, 1, a->g, 0) < 0) return -1;
   if (want_shape(op, "initial state", in[4], 2, a->n, a->u) < 0) return -1;
   if (has_c && want_shape(op, "initial carry state", in[5], 2, a->n, a->u) < 0) return -1;
@@ -236,18 +241,19 @@ typedef struct {
   float *tmp;          /* backward: per-row scratch (N, U) */
 } rnn_ctx;
 
-/* rec rows b0..b1 = h_{s-1} @ R; h_{s-1} rows are strided inside the output. */
-static void recurrent_step(const rnn_ctx *c, int64_t s, int64_t width, int64_t b0, int64_t b1) {
+/* rec rows b0..b1, columns 0..cols = h_{s-1} @ R[:, 0..cols]; h_{s-1} rows
+ * are strided inside the output. */
+static void recurrent_step(const rnn_ctx *c, int64_t s, int64_t width, int64_t b0, int64_t b1, int64_t cols) {
   const rnn_args *a = c->a;
   const float *hprev = s == 0 ? a->h0->data + b0 * a->u : c->out + (b0 * a->t + s - 1) * width;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b1 - b0), (int)a->g, (int)a->u, 1.0f, hprev,
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b1 - b0), (int)cols, (int)a->u, 1.0f, hprev,
               (int)(s == 0 ? a->u : a->t * width), a->r->data, (int)a->g, 0.0f, c->rec + b0 * a->g, (int)a->g);
 }
 
-/* dh rows b0..b1 += dz_t @ R^T, dz_t rows strided in (N*T, G). */
-static void recurrent_grad(const rnn_ctx *c, const float *dz, int64_t t, int64_t b0, int64_t b1) {
+/* dh rows b0..b1 += dz_t[:, 0..cols] @ R[:, 0..cols]^T, dz_t rows strided in (N*T, G). */
+static void recurrent_grad(const rnn_ctx *c, const float *dz, int64_t t, int64_t b0, int64_t b1, int64_t cols) {
   const rnn_args *a = c->a;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(b1 - b0), (int)a->u, (int)a->g, 1.0f,
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(b1 - b0), (int)a->u, (int)cols, 1.0f,
               dz + (b0 * a->t + t) * a->g, (int)(a->t * a->g), a->r->data, (int)a->g, 1.0f, c->dh + b0 * a->u, (int)a->u);
 }
 
@@ -277,7 +283,7 @@ static void lstm_fwd_rows(void *p, int64_t b0, int64_t b1) {
   float *o = c->out;
   for (int64_t s = 0; s < T; s++) {
     const int64_t t = step_time(a, s);
-    recurrent_step(c, s, W, b0, b1);
+    recurrent_step(c, s, W, b0, b1, G);
     for (int64_t b = b0; b < b1; b++) {
       float *row = o + (b * T + s) * W, *h = row, *cs = row + U, *gt = row + 2 * U;
       const float *hp = prev_slot(a, o, W, s, b, 0, a->h0->data);
@@ -342,7 +348,7 @@ static void lstm_bwd_rows(void *p, int64_t b0, int64_t b1) {
       act_grad_mul(a->act, gg, dg, U);
       act_grad_mul(a->ract, og, dO, U);
     }
-    recurrent_grad(c, c->dz, t, b0, b1);
+    recurrent_grad(c, c->dz, t, b0, b1, a->g);
   }
 }
 
@@ -389,7 +395,7 @@ static void gru_fwd_rows(void *p, int64_t b0, int64_t b1) {
   float *o = c->out;
   for (int64_t s = 0; s < T; s++) {
     const int64_t t = step_time(a, s);
-    recurrent_step(c, s, W, b0, b1);
+    recurrent_step(c, s, W, b0, b1, G);
     for (int64_t b = b0; b < b1; b++) {
       float *row = o + (b * T + s) * W, *h = row, *z = row + U, *r = row + 2 * U, *hh = row + 3 * U, *hr = row + 4 * U;
       const float *hp = prev_slot(a, o, W, s, b, 0, a->h0->data);
@@ -411,12 +417,51 @@ static void gru_fwd_rows(void *p, int64_t b0, int64_t b1) {
   }
 }
 
+/* ---- gru (reset_after=false, Keras's other form) ---------------------------
+ *   z = ract(x Wz + bz + h Rz),  r = ract(x Wr + br + h Rr)
+ *   hh = act(x Wh + bh + (r * h) Rh),  h' = z * h + (1 - z) * hh
+ * Two recurrent products per step: h @ R[:, z r], then (r * h) @ R[:, h]. */
+
+static void gru_rb_fwd_rows(void *p, int64_t b0, int64_t b1) {
+  const rnn_ctx *c = p;
+  const rnn_args *a = c->a;
+  const int64_t T = a->t, U = a->u, G = a->g, W = 5 * U;
+  const float *bias = a->b->data;
+  float *o = c->out;
+  for (int64_t s = 0; s < T; s++) {
+    const int64_t t = step_time(a, s);
+    recurrent_step(c, s, W, b0, b1, 2 * U);
+    for (int64_t b = b0; b < b1; b++) {
+      float *row = o + (b * T + s) * W, *z = row + U, *r = row + 2 * U, *rh = row + 4 * U;
+      const float *hp = prev_slot(a, o, W, s, b, 0, a->h0->data);
+      if (!valid(a, b, t)) { memset(z, 0, sizeof(float) * 4 * U); continue; }   /* rh = 0 feeds the product below */
+      const float *xr = c->xw + (b * T + t) * G, *rr = c->rec + b * G;
+      for (int64_t j = 0; j < 2 * U; j++) z[j] = xr[j] + bias[j] + rr[j];
+      act_apply(a->ract, z, 2 * U);
+      for (int64_t j = 0; j < U; j++) rh[j] = r[j] * hp[j];
+    }
+    /* rec[:, 2U:3U] = (r * h) @ R[:, 2U:3U], the rh rows strided in the output */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b1 - b0), (int)U, (int)U, 1.0f,
+                o + (b0 * T + s) * W + 4 * U, (int)(T * W), a->r->data + 2 * U, (int)G, 0.0f,
+                c->rec + b0 * G + 2 * U, (int)G);
+    for (int64_t b = b0; b < b1; b++) {
+      float *row = o + (b * T + s) * W, *h = row, *z = row + U, *hh = row + 3 * U;
+      const float *hp = prev_slot(a, o, W, s, b, 0, a->h0->data);
+      if (!valid(a, b, t)) { memcpy(h, hp, sizeof(float) * U); continue; }
+      const float *xr = c->xw + (b * T + t) * G, *rr = c->rec + b * G;
+      for (int64_t j = 0; j < U; j++) hh[j] = xr[2 * U + j] + bias[2 * U + j] + rr[2 * U + j];
+      act_apply(a->act, hh, U);
+      for (int64_t j = 0; j < U; j++) h[j] = z[j] * hp[j] + (1.0f - z[j]) * hh[j];
+    }
+  }
+}
+
 kl_tensor *op_gru_fwd(kl_tensor **in, int n, const kl_attrs *at) {
   rnn_args a;
   rnn_ctx c;
   if (rnn_setup("gru", in, n, at, 3, 0, &a) < 0) return NULL;
   kl_tensor *out = forward_begin(&a, 5 * a.u, &c);
-  if (out) run_rows(a.n, a.t * step_work(&a), step_work(&a), gru_fwd_rows, &c);
+  if (out) run_rows(a.n, a.t * step_work(&a), step_work(&a), a.reset_after ? gru_fwd_rows : gru_rb_fwd_rows, &c);
   kl_scratch_done();
   rnn_release(&a);
   return out;
@@ -447,13 +492,98 @@ static void gru_bwd_rows(void *p, int64_t b0, int64_t b1) {
       act_grad_mul(a->ract, r, dpr, U);
       memcpy(zh, zx, sizeof(float) * 2 * U);
     }
-    recurrent_grad(c, c->dzh, t, b0, b1);
+    recurrent_grad(c, c->dzh, t, b0, b1, G);
   }
+}
+
+/* Backward of the reset_after=false form; per step, with dh the carried dL/dh':
+ *   dph = dh (1 - z) act'(hh),  dpz = dh (h - hh) ract'(z)
+ *   drh = dph @ Rh^T,  dpr = drh * h * ract'(r)
+ *   dh_prev = dh z + drh r + [dpz dpr] @ Rzr^T.  c->tmp holds drh (N,U). */
+static void gru_rb_bwd_rows(void *p, int64_t b0, int64_t b1) {
+  const rnn_ctx *c = p;
+  const rnn_args *a = c->a;
+  const int64_t T = a->t, U = a->u, G = a->g, W = 5 * U;
+  for (int64_t s = T - 1; s >= 0; s--) {
+    const int64_t t = step_time(a, s);
+    for (int64_t b = b0; b < b1; b++) {
+      const float *row = c->out + (b * T + s) * W, *grow = c->gout + (b * T + s) * W;
+      const float *z = row + U, *hh = row + 3 * U;
+      const float *hpv = prev_slot(a, c->out, W, s, b, 0, a->h0->data);
+      float *dhb = c->dh + b * U, *zx = c->dz + (b * T + t) * G;
+      for (int64_t j = 0; j < U; j++) dhb[j] += grow[j];
+      if (!valid(a, b, t)) { memset(zx, 0, sizeof(float) * G); continue; }   /* dph = 0: drh = 0 below */
+      float *dpz = zx, *dph = zx + 2 * U;
+      for (int64_t j = 0; j < U; j++) {
+        dpz[j] = dhb[j] * (hpv[j] - hh[j]);
+        dph[j] = dhb[j] * (1.0f - z[j]);
+        dhb[j] *= z[j];
+      }
+      act_grad_mul(a->act, hh, dph, U);
+      act_grad_mul(a->ract, z, dpz, U);
+    }
+    /* drh rows = dph rows @ Rh^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(b1 - b0), (int)U, (int)U, 1.0f,
+                c->dz + (b0 * T + t) * G + 2 * U, (int)(T * G), a->r->data + 2 * U, (int)G, 0.0f,
+                c->tmp + b0 * U, (int)U);
+    for (int64_t b = b0; b < b1; b++) {
+      if (!valid(a, b, t)) continue;
+      const float *r = c->out + (b * T + s) * W + 2 * U, *drh = c->tmp + b * U;
+      const float *hpv = prev_slot(a, c->out, W, s, b, 0, a->h0->data);
+      float *dhb = c->dh + b * U, *dpr = c->dz + (b * T + t) * G + U;
+      for (int64_t j = 0; j < U; j++) { dpr[j] = drh[j] * hpv[j]; dhb[j] += drh[j] * r[j]; }
+      act_grad_mul(a->ract, r, dpr, U);
+    }
+    recurrent_grad(c, c->dz, t, b0, b1, 2 * U);
+  }
+}
+
+/* rows (N*T, U) in input-time order from the packed column block at `off`. */
+static void gather_column(const rnn_args *a, const float *out, int64_t width, int64_t off, float *dst) {
+  for (int64_t n = 0; n < a->n; n++)
+    for (int64_t s = 0; s < a->t; s++)
+      memcpy(dst + (n * a->t + step_time(a, s)) * a->u, out + (n * a->t + s) * width + off, sizeof(float) * a->u);
+}
+
+static int gru_rb_bwd(rnn_args *a, kl_tensor *out, kl_tensor *gout, kl_tensor **gin) {
+  const int64_t N = a->n, T = a->t, U = a->u, G = a->g;
+  kl_tensor *go = kl_tensor_contiguous(gout), *o = kl_tensor_contiguous(out);
+  kl_tensor *dx = NULL, *dw = NULL, *dr = NULL, *db = NULL, *dh0 = NULL;
+  int rc = -1;
+  /* scratch: dz (N*T,G) | hp (N*T,U) | rh (N*T,U) | drh (N,U) */
+  float *dz = go && o ? kl_scratch((size_t)(N * T * G + 2 * N * T * U + N * U)) : NULL;
+  if (go && o && !dz) { kl_failn("gru: out of memory"); goto done; }
+  dh0 = kl_tensor_zeros(2, a->h0->dims);
+  db = kl_tensor_empty(1, a->b->dims);
+  if (!dz || !dh0 || !db) goto done;
+  float *hp = dz + N * T * G, *rh = hp + N * T * U;
+  rnn_ctx c = {.a = a, .out = o->data, .gout = go->data, .dz = dz, .dh = dh0->data, .tmp = rh + N * T * U};
+  run_rows(N, 2 * T * step_work(a), step_work(a), gru_rb_bwd_rows, &c);
+  gather_prev_states(a, o->data, 5 * U, hp);
+  if (finish_grads(a, dz, dz, hp, &dx, &dw, &dr) < 0) goto done;
+  if (dr) {   /* the candidate's block multiplied r * h, not h */
+    gather_column(a, o->data, 5 * U, 4 * U, rh);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)U, (int)U, (int)(N * T), 1.0f, rh, (int)U,
+                dz + 2 * U, (int)G, 0.0f, dr->data + 2 * U, (int)G);
+  }
+  column_sums(dz, N * T, G, db->data);
+  gin[0] = dx; gin[1] = dw; gin[2] = dr; gin[3] = db; gin[4] = dh0;
+  dx = dw = dr = db = dh0 = NULL;
+  rc = 0;
+done:
+  kl_scratch_done();
+  kl_release_all(7, (kl_tensor *[]){go, o, dx, dw, dr, db, dh0});
+  return rc;
 }
 
 int op_gru_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *at, kl_tensor *gout, kl_tensor **gin) {
   rnn_args a;
   if (rnn_setup("gru", in, n, at, 3, 0, &a) < 0) return -1;
+  if (!a.reset_after) {
+    int rc = gru_rb_bwd(&a, out, gout, gin);
+    rnn_release(&a);
+    return rc;
+  }
   const int64_t N = a.n, T = a.t, U = a.u, G = a.g;
   kl_tensor *go = kl_tensor_contiguous(gout), *o = kl_tensor_contiguous(out);
   kl_tensor *dx = NULL, *dw = NULL, *dr = NULL, *db = NULL, *dh0 = NULL;
@@ -491,7 +621,7 @@ static void simple_fwd_rows(void *p, int64_t b0, int64_t b1) {
   float *o = c->out;
   for (int64_t s = 0; s < T; s++) {
     const int64_t t = step_time(a, s);
-    recurrent_step(c, s, U, b0, b1);
+    recurrent_step(c, s, U, b0, b1, U);
     for (int64_t b = b0; b < b1; b++) {
       float *h = o + (b * T + s) * U;
       if (!valid(a, b, t)) { memcpy(h, prev_slot(a, o, U, s, b, 0, a->h0->data), sizeof(float) * U); continue; }
@@ -528,7 +658,7 @@ static void simple_bwd_rows(void *p, int64_t b0, int64_t b1) {
       act_grad_mul(a->act, h, z, U);
       memset(dhb, 0, sizeof(float) * U);
     }
-    recurrent_grad(c, c->dz, t, b0, b1);
+    recurrent_grad(c, c->dz, t, b0, b1, a->g);
   }
 }
 

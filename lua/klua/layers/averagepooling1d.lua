@@ -4,7 +4,7 @@ local BasePooling = require("klua.layers.base_pooling")
 
 local AveragePooling1D = BasePooling:extend("AveragePooling1D")
 
---- AveragePooling1D(pool_size, {strides=pool_size, padding="valid"})
+--- AveragePooling1D(pool_size, {strides=pool_size, padding="valid", data_format="channels_last"})
 function AveragePooling1D:__init(pool_size, kw)
   BasePooling.__init(self, 1, nn.average_pool, pool_size, kw)
 end

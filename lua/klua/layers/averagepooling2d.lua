@@ -4,7 +4,7 @@ local BasePooling = require("klua.layers.base_pooling")
 
 local AveragePooling2D = BasePooling:extend("AveragePooling2D")
 
---- AveragePooling2D(pool_size, {strides=pool_size, padding="valid"})
+--- AveragePooling2D(pool_size, {strides=pool_size, padding="valid", data_format="channels_last"})
 function AveragePooling2D:__init(pool_size, kw)
   BasePooling.__init(self, 2, nn.average_pool, pool_size, kw)
 end

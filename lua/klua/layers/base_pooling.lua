@@ -1,12 +1,13 @@
--- base_pooling.lua — BasePooling, the shared part of MaxPooling1D/2D and
--- AveragePooling1D/2D: pool_size, strides (default: pool_size), padding.
--- Not registered as a layer itself.
+-- base_pooling.lua — BasePooling, the shared part of MaxPooling1D/2D/3D and
+-- AveragePooling1D/2D/3D: pool_size, strides (default: pool_size), padding,
+-- data_format (the kernels are channels-last: "channels_first" transposes
+-- around them). Not registered as a layer itself.
 local Layer = require("klua.layer")
 local nn = require("klua.nn")
 
 local BasePooling = Layer:extend("BasePooling")
 
--- rank: 1 or 2; fn: nn.max_pool or nn.average_pool.
+-- rank: 1, 2 or 3; fn: nn.max_pool or nn.average_pool.
 function BasePooling:__init(rank, fn, pool_size, kw)
   pool_size, kw = nn.args(pool_size, kw, "pool_size")
   BasePooling.super.__init(self, kw)
@@ -26,8 +27,9 @@ function BasePooling:__init(rank, fn, pool_size, kw)
     self:raise("padding must be \"valid\" or \"same\". Received: padding=%s", tostring(kw.padding))
   end
   self.padding = padding
-  if kw.data_format ~= nil and kw.data_format ~= "channels_last" then
-    self:raise("only data_format=\"channels_last\" is supported. Received: data_format=%s", tostring(kw.data_format))
+  self.data_format = nn.data_format(kw.data_format)
+  if not self.data_format then
+    self:raise("data_format must be \"channels_last\" or \"channels_first\". Received: data_format=%s", tostring(kw.data_format))
   end
 end
 
@@ -35,21 +37,25 @@ function BasePooling:call(x)
   if x.nd ~= self.rank + 2 then
     self:raise("expected an input of rank %d, got shape %s", self.rank + 2, Layer.shape_str(x:shape()))
   end
+  if self.data_format == "channels_first" then
+    return nn.to_channels_first(self._pool(nn.to_channels_last(x), self.pool_size, self.strides, self.padding))
+  end
   return self._pool(x, self.pool_size, self.strides, self.padding)
 end
 
 function BasePooling:compute_output_shape(input_shape)
+  local first = self.data_format == "channels_first" and 1 or 0
   local out = { input_shape[1] }
   for i = 1, self.rank do
-    local size = input_shape[i + 1]
+    local size = input_shape[i + 1 + first]
     if size == nil or size < 0 then
-      out[i + 1] = -1
+      out[i + 1 + first] = -1
     else
       local _, _, n = nn.padding_amounts(size, self.pool_size[i], self.strides[i], 1, self.padding, Layer.class_name(self))
-      out[i + 1] = n
+      out[i + 1 + first] = n
     end
   end
-  out[self.rank + 2] = input_shape[self.rank + 2]
+  if first == 1 then out[2] = input_shape[2] else out[self.rank + 2] = input_shape[self.rank + 2] end
   return out
 end
 
@@ -58,7 +64,7 @@ function BasePooling:get_config()
   config.pool_size = self.pool_size
   config.strides = self.strides
   config.padding = self.padding
-  config.data_format = "channels_last"
+  config.data_format = self.data_format
   return config
 end
 

@@ -3,6 +3,8 @@
 -- the two ("concat", "sum", "ave", "mul" or "none" for both outputs), as Keras.
 -- Both copies are rebuilt from the given layer's config: they do not share its
 -- weights. With return_sequences, masked steps output zeros (Keras forces it).
+-- A stateful layer gives two stateful halves: `states` lists the forward
+-- layer's states, then the backward layer's; reset_states() resets both.
 local core = require("klua.core")
 local Layer = require("klua.layer")
 local ops = require("klua.ops")
@@ -70,11 +72,40 @@ function Bidirectional:__init(layer, kw)
   self.backward_layer = backward
   self.return_sequences = inner.return_sequences
   self.return_state = inner.return_state
+  self.stateful = inner.stateful == true
   -- Keras: masked steps of returned sequences are zeros in both directions.
   self.forward_layer.zero_output_for_mask = self.return_sequences
   self.backward_layer.zero_output_for_mask = self.return_sequences
   self.supports_masking = true
 end
+
+-- The forward layer's states, then the backward layer's (nil until made).
+Layer.property(Bidirectional, "states", function(self)
+  local f, b = rawget(self.forward_layer, "states"), rawget(self.backward_layer, "states")
+  if not f or not b then return nil end
+  local out = {}
+  for _, v in ipairs(f) do out[#out + 1] = v end
+  for _, v in ipairs(b) do out[#out + 1] = v end
+  return out
+end)
+
+--- reset_states([states]): zeroes both halves' states, or sets them (the
+-- forward layer's states first, then the backward layer's).
+function Bidirectional:reset_states(states)
+  if not self.stateful then self:raise("reset_states: the layer is not stateful (stateful=false)") end
+  if states == nil then
+    self.forward_layer:reset_states()
+    self.backward_layer:reset_states()
+    return
+  end
+  if type(states) ~= "table" or #states % 2 ~= 0 then
+    self:raise("reset_states: expected a list of states, the forward layer's then the backward layer's")
+  end
+  local half = #states / 2
+  self.forward_layer:reset_states({ unpack(states, 1, half) })
+  self.backward_layer:reset_states({ unpack(states, half + 1) })
+end
+Bidirectional.reset_state = Bidirectional.reset_states
 
 function Bidirectional:build(input_shape)
   if not self.forward_layer.built then self.forward_layer:build(input_shape) end

@@ -3,7 +3,7 @@ local BaseGlobalPooling = require("klua.layers.base_global_pooling")
 
 local GlobalMaxPooling1D = BaseGlobalPooling:extend("GlobalMaxPooling1D")
 
---- GlobalMaxPooling1D({keepdims=false})
+--- GlobalMaxPooling1D({data_format="channels_last", keepdims=false})
 function GlobalMaxPooling1D:__init(kw)
   BaseGlobalPooling.__init(self, 1, "max", kw)
 end

@@ -26,11 +26,25 @@ local files = {
   UpSampling2D = "upsampling2d", ZeroPadding2D = "zeropadding2d",
   SimpleRNN = "simplernn", LSTM = "lstm", GRU = "gru", Bidirectional = "bidirectional",
   TimeDistributed = "timedistributed", MultiHeadAttention = "multiheadattention",
+  -- Keras fidelity: more core, merging, activation and normalisation layers
+  Dot = "dot", Identity = "identity", EinsumDense = "einsumdense", PReLU = "prelu",
+  GroupNormalization = "groupnormalization", UnitNormalization = "unitnormalization",
   -- Keras's aliases
   Convolution1D = "conv1d", Convolution2D = "conv2d", Convolution2DTranspose = "conv2dtranspose",
   MaxPool1D = "maxpooling1d", MaxPool2D = "maxpooling2d", AvgPool1D = "averagepooling1d", AvgPool2D = "averagepooling2d",
   GlobalAvgPool1D = "globalaveragepooling1d", GlobalAvgPool2D = "globalaveragepooling2d",
   GlobalMaxPool1D = "globalmaxpooling1d", GlobalMaxPool2D = "globalmaxpooling2d",
+  -- more of Keras's convolution family: 3-D, transposed, depthwise, separable, pooling, reshaping
+  Conv3D = "conv3d", Conv1DTranspose = "conv1dtranspose", Conv3DTranspose = "conv3dtranspose",
+  DepthwiseConv1D = "depthwiseconv1d", SeparableConv1D = "separableconv1d", SeparableConv2D = "separableconv2d",
+  MaxPooling3D = "maxpooling3d", AveragePooling3D = "averagepooling3d",
+  GlobalAveragePooling3D = "globalaveragepooling3d", GlobalMaxPooling3D = "globalmaxpooling3d",
+  UpSampling1D = "upsampling1d", UpSampling3D = "upsampling3d", ZeroPadding1D = "zeropadding1d", ZeroPadding3D = "zeropadding3d",
+  Cropping1D = "cropping1d", Cropping2D = "cropping2d", Cropping3D = "cropping3d",
+  Convolution3D = "conv3d", Convolution1DTranspose = "conv1dtranspose", Convolution3DTranspose = "conv3dtranspose",
+  SeparableConvolution1D = "separableconv1d", SeparableConvolution2D = "separableconv2d",
+  MaxPool3D = "maxpooling3d", AvgPool3D = "averagepooling3d",
+  GlobalAvgPool3D = "globalaveragepooling3d", GlobalMaxPool3D = "globalmaxpooling3d",
 }
 layers.files = files
 

@@ -4,7 +4,7 @@ local BasePooling = require("klua.layers.base_pooling")
 
 local MaxPooling2D = BasePooling:extend("MaxPooling2D")
 
---- MaxPooling2D(pool_size, {strides=pool_size, padding="valid"})
+--- MaxPooling2D(pool_size, {strides=pool_size, padding="valid", data_format="channels_last"})
 function MaxPooling2D:__init(pool_size, kw)
   BasePooling.__init(self, 2, nn.max_pool, pool_size, kw)
 end

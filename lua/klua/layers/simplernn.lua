@@ -1,12 +1,14 @@
 -- simplernn.lua — SimpleRNN: h_t = activation(x_t · kernel + h_{t-1} ·
 -- recurrent_kernel + bias) over (batch, timesteps, features), Keras's
--- weights; the sequence runs in one fused C op (src/ops/rnn.c).
+-- weights; the sequence runs in one fused C op (src/ops/rnn.c); _cell_step
+-- is the same step in ops, for recurrent_dropout (base_rnn.lua).
+local ops = require("klua.ops")
 local BaseRNN = require("klua.layers.base_rnn")
 
 local SimpleRNN = BaseRNN:extend("SimpleRNN")
 
---- SimpleRNN(units, {activation="tanh", use_bias=true, return_sequences=false,
--- return_state=false, go_backwards=false, ...})
+--- SimpleRNN(units, {activation="tanh", use_bias=true, dropout=0, recurrent_dropout=0,
+-- return_sequences=false, return_state=false, go_backwards=false, stateful=false, ...})
 function SimpleRNN:__init(units, kw)
   BaseRNN.__init(self, "simple_rnn", units, kw, {})
 end
@@ -18,9 +20,11 @@ function SimpleRNN:build(input_shape)
   self:_build_weights(input_shape, 1, { self.units })
 end
 
-function SimpleRNN:call(x, kw)
-  local y, mask = self:_run(x, kw, self:_initial_states(x, kw, 1))
-  return self:_outputs(y, mask, nil, kw.initial_state ~= nil)
+-- One step: xt (N,U) holds x·kernel + bias; states {h}.
+function SimpleRNN:_cell_step(xt, states, ctx)
+  local h = states[1]
+  if ctx.rmasks then h = h * ctx.rmasks[1] end
+  return { self.activation(xt + ops.matmul(h, ctx.R[1])) }
 end
 
 return SimpleRNN

@@ -1,0 +1,14 @@
+-- cropping3d.lua — Cropping3D: removes rows at the ends of the spatial
+-- axes of (batch, depth, height, width, channels); cropping = n, {d, h, w} or
+-- {{front, back}, {top, bottom}, {left, right}},
+-- as Keras (base_cropping.lua).
+local BaseCropping = require("klua.layers.base_cropping")
+
+local Cropping3D = BaseCropping:extend("Cropping3D")
+
+--- Cropping3D(cropping=1, {data_format="channels_last"})
+function Cropping3D:__init(cropping, kw)
+  BaseCropping.__init(self, 3, cropping, kw, 1)
+end
+
+return Cropping3D
