@@ -115,6 +115,7 @@ local ROWS = {
     Identity = { name = "same" },
     PReLU = { alpha_initializer = "ones", shared_axes = { 2 }, alpha_regularizer = "l2" },
     UnitNormalization = { axis = { 1, 2 } },
+    RMSNormalization = { axis = { 2, 3 }, epsilon = 1e-3 },
   },
   losses = {
     Loss = abstract("the base class: call() is the subclass's"),

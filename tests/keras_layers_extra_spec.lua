@@ -795,3 +795,52 @@ describe("recurrent_dropout", function()
     end
   end)
 end)
+
+describe("RMSNormalization", function()
+  -- keras/src/layers/normalization/rms_normalization_test.py (test_correctness):
+  -- x * rsqrt(mean(x^2) + epsilon) * scale over the last axis.
+  it("divides by the root mean square over the axis and scales by a weight of ones", function()
+    local klua = require("klua")
+    local layer = klua.layers.RMSNormalization{ epsilon = 1e-6 }
+    local x = klua.tensor{ { 1, 2, 3, 4 }, { -2, 0, 2, 0 } }
+    local y = layer(x)
+    assert.are.same({ 4 }, layer.scale:shape())
+    local rms1, rms2 = math.sqrt((1 + 4 + 9 + 16) / 4 + 1e-6), math.sqrt(8 / 4 + 1e-6)
+    local want = { { 1 / rms1, 2 / rms1, 3 / rms1, 4 / rms1 }, { -2 / rms2, 0, 2 / rms2, 0 } }
+    for i = 1, 2 do for j = 1, 4 do assert.is_true(math.abs(y:get(i, j) - want[i][j]) < 1e-5) end end
+    -- over two axes, with the scale shaped like them
+    local l2 = klua.layers.RMSNormalization{ axis = { 2, 3 } }
+    l2(klua.ones{ 2, 3, 4 })
+    assert.are.same({ 3, 4 }, l2.scale:shape())
+  end)
+
+  it("has gradients that match finite differences", function()
+    local klua = require("klua")
+    klua.random.seed(5)
+    local layer = klua.layers.RMSNormalization()
+    local x = klua.random.normal{ 3, 5 }
+    layer(x)
+    layer.scale:assign(klua.random.normal{ 5 })
+    local r = klua.random.normal{ 3, 5 }
+    local function f(t) return klua.ops.sum(layer(t) * r):item() end
+    local xv = klua.Variable(x)
+    local tape = klua.GradientTape()
+    local loss = tape:record(function() return klua.ops.sum(layer(xv) * r) end)
+    local g = tape:gradient(loss, xv)
+    for i = 1, 3 do
+      for j = 1, 5 do
+        local h = 1e-2
+        local function at(delta)
+          local rows = {}
+          for a = 1, 3 do
+            rows[a] = {}
+            for b = 1, 5 do rows[a][b] = x:get(a, b) + ((a == i and b == j) and delta or 0) end
+          end
+          return f(klua.tensor(rows))
+        end
+        local d = (at(h) - at(-h)) / (2 * h)
+        assert.is_true(math.abs(d - g:get(i, j)) < 2e-3 * (1 + math.abs(d)), ("(%d,%d): %g vs %g"):format(i, j, d, g:get(i, j)))
+      end
+    end
+  end)
+end)

@@ -29,6 +29,7 @@ local files = {
   -- Keras fidelity: more core, merging, activation and normalisation layers
   Dot = "dot", Identity = "identity", EinsumDense = "einsumdense", PReLU = "prelu",
   GroupNormalization = "groupnormalization", UnitNormalization = "unitnormalization",
+  RMSNormalization = "rmsnormalization",
   -- Keras's aliases
   Convolution1D = "conv1d", Convolution2D = "conv2d", Convolution2DTranspose = "conv2dtranspose",
   MaxPool1D = "maxpooling1d", MaxPool2D = "maxpooling2d", AvgPool1D = "averagepooling1d", AvgPool2D = "averagepooling2d",
