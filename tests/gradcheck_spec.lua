@@ -293,6 +293,11 @@ do
     { shapes = { { 2, 2, 3 }, { 3 }, { 3 } }, call = function(x, g, b) return core.op("layer_norm", x, g, b, { f = { 1e-5 } }) end } }
 end
 
+-- collectives: in one process (this spec) the sum over processes is x itself;
+-- tests/distribution_spec.lua checks it on several (synchronized BatchNormalization)
+rows.all_reduce_sum = { { shapes = { { 2, 3 } }, call = function(x) return core.op("all_reduce_sum", x) end },
+  { shapes = { { 4 } }, call = function(x) return core.op("all_reduce_sum", x, nil, nil, { f = { 0.25 } }) end } }
+
 -- Ops without a gradient: the registry marks them not differentiable, so the
 -- tape records nothing and a source reached only through them gets nil. Each
 -- row says why and is checked for exactly that.

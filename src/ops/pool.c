@@ -1,75 +1,117 @@
-/* pool.c — pooling and resizing kernels, channels-last (N,H,W,C) like Keras:
- * max_pool2d, avg_pool2d, upsampling2d (nearest), zero_padding2d, forward and
- * backward side by side. 1-D pooling is the 2-D kernel over a (N,1,L,C) view;
- * global pooling is a reduction (ops.mean / ops.max), not a kernel here.
+/* pool.c — pooling and resizing kernels, channels-last (N,[D,]H,W,C) like
+ * Keras: max_pool2d, avg_pool2d, max_pool3d, avg_pool3d, upsampling2d
+ * (nearest), zero_padding2d, forward and backward side by side. 1-D pooling
+ * is the 2-D kernel over a (N,1,L,C) view and 2-D pooling the 3-D code with
+ * one depth slice; global pooling is a reduction (ops.mean / ops.max), not a
+ * kernel here.
  *
  * Attrs (ints):
  *   max_pool2d, avg_pool2d: pool_h, pool_w, sh, sw, pad_top, pad_bottom, pad_left, pad_right
+ *   max_pool3d, avg_pool3d: pool_d, pool_h, pool_w, sd, sh, sw, pad_front, pad_back,
+ *                           pad_top, pad_bottom, pad_left, pad_right
  *     Padded positions never take part: max ignores them, the average divides
  *     by the number of real elements in the window (Keras/TF "same").
  *   upsampling2d:   size_h, size_w
  *   zero_padding2d: top, bottom, left, right */
 #include "core.h"
 #include <float.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Input (N,D,H,W,C), windows (PD,PH,PW), output (N,OD,OH,OW,C); 2-D has D = PD = OD = 1. */
 typedef struct {
-  int64_t n, h, w, c, ph, pw, sh, sw, pt, pl, oh, ow;
+  int64_t n, d, h, w, c, pd, ph, pw, sd, sh, sw, pf, pt, pl, od, oh, ow;
 } pool_geom;
 
-static int pool_setup(const char *op, kl_tensor *x, const kl_attrs *a, pool_geom *g) {
-  if (x->nd != 4) return kl_failn("%s: expected input (N,H,W,C), got %s", op, KL_SHAPE(x));
-  if (!a || a->nints < 8) return kl_failn("%s: expected 8 integer attributes, got %d", op, a ? a->nints : 0);
+/* rank 2 or 3: the attrs and x (N,[D,]H,W,C) as a 3-D geometry. */
+static int pool_setup(const char *op, int rank, kl_tensor *x, const kl_attrs *a, pool_geom *g) {
+  if (x->nd != rank + 2) return kl_failn("%s: expected input %s, got %s", op, rank == 3 ? "(N,D,H,W,C)" : "(N,H,W,C)", KL_SHAPE(x));
+  const int need = 4 * rank;
+  if (!a || a->nints < need) return kl_failn("%s: expected %d integer attributes, got %d", op, need, a ? a->nints : 0);
   const int64_t *v = a->ints;
-  if (v[0] < 1 || v[1] < 1 || v[2] < 1 || v[3] < 1)
-    return kl_failn("%s: pool size and strides must be positive, got pool (%lld,%lld) strides (%lld,%lld)", op,
-                    (long long)v[0], (long long)v[1], (long long)v[2], (long long)v[3]);
-  if (v[4] < 0 || v[5] < 0 || v[6] < 0 || v[7] < 0 || v[4] >= v[0] || v[5] >= v[0] || v[6] >= v[1] || v[7] >= v[1])
-    return kl_failn("%s: padding must be non-negative and smaller than the pool size", op);
-  *g = (pool_geom){.n = x->dims[0], .h = x->dims[1], .w = x->dims[2], .c = x->dims[3],
-                   .ph = v[0], .pw = v[1], .sh = v[2], .sw = v[3], .pt = v[4], .pl = v[6]};
-  int64_t hh = g->h + v[4] + v[5], ww = g->w + v[6] + v[7];
-  if (hh < g->ph || ww < g->pw)
-    return kl_failn("%s: input %s is smaller than the pool size (%lld,%lld)", op, KL_SHAPE(x),
-                    (long long)g->ph, (long long)g->pw);
-  g->oh = (hh - g->ph) / g->sh + 1;
-  g->ow = (ww - g->pw) / g->sw + 1;
+  int64_t p[3] = {1, 1, 1}, s[3] = {1, 1, 1}, before[3] = {0, 0, 0}, after[3] = {0, 0, 0}, size[3] = {1, 1, 1}, out[3];
+  for (int i = 0, j = 3 - rank; i < rank; i++, j++) {
+    p[j] = v[i]; s[j] = v[rank + i]; before[j] = v[2 * rank + 2 * i]; after[j] = v[2 * rank + 2 * i + 1];
+    size[j] = x->dims[1 + i];
+  }
+  char ps[64] = "(", ss[64] = "(";
+  for (int i = 0; i < rank; i++) {
+    snprintf(ps + strlen(ps), sizeof ps - strlen(ps), i ? ",%lld" : "%lld", (long long)v[i]);
+    snprintf(ss + strlen(ss), sizeof ss - strlen(ss), i ? ",%lld" : "%lld", (long long)v[rank + i]);
+  }
+  strcat(ps, ")");
+  strcat(ss, ")");
+  for (int j = 0; j < 3; j++)
+    if (p[j] < 1 || s[j] < 1) return kl_failn("%s: pool size and strides must be positive, got pool %s strides %s", op, ps, ss);
+  for (int j = 0; j < 3; j++)
+    if (before[j] < 0 || after[j] < 0 || before[j] >= p[j] || after[j] >= p[j])
+      return kl_failn("%s: padding must be non-negative and smaller than the pool size", op);
+  for (int j = 0; j < 3; j++) {
+    int64_t padded = size[j] + before[j] + after[j];
+    if (padded < p[j]) return kl_failn("%s: input %s is smaller than the pool size %s", op, KL_SHAPE(x), ps);
+    out[j] = (padded - p[j]) / s[j] + 1;
+  }
+  *g = (pool_geom){.n = x->dims[0], .d = size[0], .h = size[1], .w = size[2], .c = x->dims[rank + 1],
+                   .pd = p[0], .ph = p[1], .pw = p[2], .sd = s[0], .sh = s[1], .sw = s[2],
+                   .pf = before[0], .pt = before[1], .pl = before[2], .od = out[0], .oh = out[1], .ow = out[2]};
   return 0;
 }
 
-/* The window of output (oy,ox), clipped to the real input. */
-static inline void window(const pool_geom *g, int64_t oy, int64_t ox, int64_t *y0, int64_t *y1, int64_t *x0, int64_t *x1) {
-  *y0 = oy * g->sh - g->pt; *y1 = *y0 + g->ph;
-  *x0 = ox * g->sw - g->pl; *x1 = *x0 + g->pw;
-  if (*y0 < 0) *y0 = 0;
-  if (*x0 < 0) *x0 = 0;
-  if (*y1 > g->h) *y1 = g->h;
-  if (*x1 > g->w) *x1 = g->w;
+/* The window of an output pixel, clipped to the real input: [lo, hi) per axis. */
+typedef struct { int64_t z0, z1, y0, y1, x0, x1; } pool_window;
+
+/* [lo, hi) of output position o along an axis: window p, stride s, padding before, size n. */
+static inline void clip_window(int64_t o, int64_t p, int64_t s, int64_t before, int64_t n, int64_t *lo, int64_t *hi) {
+  *lo = o * s - before;
+  *hi = *lo + p;
+  if (*lo < 0) *lo = 0;
+  if (*hi > n) *hi = n;
 }
 
-/* ---- max_pool2d ------------------------------------------------------------ */
+/* Output lines (n, oz, oy) over the whole batch: line l's image, and the
+ * depth and row extent of its windows (the columns are set per pixel). */
+static inline pool_window line_window(const pool_geom *g, int64_t l, int64_t *n) {
+  pool_window w;
+  *n = l / (g->od * g->oh);
+  clip_window((l / g->oh) % g->od, g->pd, g->sd, g->pf, g->d, &w.z0, &w.z1);
+  clip_window(l % g->oh, g->ph, g->sh, g->pt, g->h, &w.y0, &w.y1);
+  return w;
+}
 
-kl_tensor *op_max_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
+static kl_tensor *pool_output(const pool_geom *g, int rank) {
+  int64_t dims[5] = {g->n, g->od, g->oh, g->ow, g->c};
+  if (rank == 2) { dims[1] = g->oh; dims[2] = g->ow; dims[3] = g->c; }
+  return kl_tensor_empty(rank + 2, dims);
+}
+
+/* ---- max_pool2d, max_pool3d ------------------------------------------------- */
+
+static kl_tensor *max_pool_fwd(const char *op, int rank, kl_tensor **in, const kl_attrs *a) {
   pool_geom g;
-  if (pool_setup("max_pool2d", in[0], a, &g) < 0) return NULL;
+  if (pool_setup(op, rank, in[0], a, &g) < 0) return NULL;
   kl_tensor *x = kl_tensor_contiguous(in[0]);
   if (!x) return NULL;
-  kl_tensor *y = kl_tensor_empty(4, (int64_t[]){g.n, g.oh, g.ow, g.c});
+  kl_tensor *y = pool_output(&g, rank);
   if (y) {
     const float *xd = x->data;
     float *yd = y->data;
-    const int64_t rows = g.n * g.oh * g.ow, C = g.c;
-    KL_PAR_FOR_W(rows, rows * C * g.ph * g.pw, r,
-      int64_t nn = r / (g.oh * g.ow), p = r % (g.oh * g.ow), y0, y1, x0, x1;
-      window(&g, p / g.ow, p % g.ow, &y0, &y1, &x0, &x1);
-      float *o = yd + r * C;
-      for (int64_t c = 0; c < C; c++) o[c] = -FLT_MAX;
-      for (int64_t iy = y0; iy < y1; iy++)
-        for (int64_t ix = x0; ix < x1; ix++) {
-          const float *s = xd + ((nn * g.h + iy) * g.w + ix) * C;
-          for (int64_t c = 0; c < C; c++) o[c] = s[c] > o[c] ? s[c] : o[c];
-        }
+    const int64_t lines = g.n * g.od * g.oh, C = g.c;
+    KL_PAR_FOR_W(lines, lines * g.ow * C * g.pd * g.ph * g.pw, l,
+      int64_t nn;
+      pool_window w = line_window(&g, l, &nn);
+      const float *img = xd + nn * g.d * g.h * g.w * C;
+      for (int64_t ox = 0; ox < g.ow; ox++) {
+        clip_window(ox, g.pw, g.sw, g.pl, g.w, &w.x0, &w.x1);
+        float *o = yd + (l * g.ow + ox) * C;
+        for (int64_t c = 0; c < C; c++) o[c] = -FLT_MAX;
+        for (int64_t iz = w.z0; iz < w.z1; iz++)
+          for (int64_t iy = w.y0; iy < w.y1; iy++)
+            for (int64_t ix = w.x0; ix < w.x1; ix++) {
+              const float *s = img + ((iz * g.h + iy) * g.w + ix) * C;
+              for (int64_t c = 0; c < C; c++) o[c] = s[c] > o[c] ? s[c] : o[c];
+            }
+      }
     );
   }
   kl_tensor_release(x);
@@ -78,39 +120,40 @@ kl_tensor *op_max_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
 
 /* The gradient goes to the first maximum of each window (recomputed here, so
  * the forward stores nothing); overlapping windows add up. */
-int op_max_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
+static int max_pool_bwd(const char *op, int rank, kl_tensor **in, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
   pool_geom g;
-  if (pool_setup("max_pool2d", in[0], a, &g) < 0) return -1;
+  if (pool_setup(op, rank, in[0], a, &g) < 0) return -1;
   kl_tensor *x = kl_tensor_contiguous(in[0]), *go = kl_tensor_contiguous(gout);
-  kl_tensor *dx = x && go ? kl_tensor_zeros(4, x->dims) : NULL;
+  kl_tensor *dx = x && go ? kl_tensor_zeros(x->nd, x->dims) : NULL;
   int64_t *best = dx ? malloc(sizeof(int64_t) * g.c * g.n) : NULL;
   if (!best) {
     kl_release_all(3, (kl_tensor *[]){x, go, dx});
-    return dx ? kl_failn("max_pool2d: out of memory") : -1;
+    return dx ? kl_failn("%s: out of memory", op) : -1;
   }
   const float *xd = x->data, *gd = go->data;
   float *dxd = dx->data;
-  const int64_t C = g.c;
+  const int64_t C = g.c, P = g.od * g.oh * g.ow, vol = g.d * g.h * g.w * C;
   /* Images are independent: one thread per image, no write conflicts. */
-  KL_PAR_FOR_W(g.n, g.n * g.oh * g.ow * C * g.ph * g.pw, nn,
+  KL_PAR_FOR_W(g.n, g.n * P * C * g.pd * g.ph * g.pw, nn,
     int64_t *bi = best + nn * C;
-    const float *img = xd + nn * g.h * g.w * C;
-    float *dimg = dxd + nn * g.h * g.w * C;
-    for (int64_t oy = 0; oy < g.oh; oy++)
-      for (int64_t ox = 0; ox < g.ow; ox++) {
-        int64_t y0, y1, x0, x1;
-        window(&g, oy, ox, &y0, &y1, &x0, &x1);
-        const float *o = gd + ((nn * g.oh + oy) * g.ow + ox) * C;
-        int64_t first = (y0 * g.w + x0) * C;
-        for (int64_t c = 0; c < C; c++) bi[c] = first + c;
-        for (int64_t iy = y0; iy < y1; iy++)
-          for (int64_t ix = x0; ix < x1; ix++) {
-            int64_t base = (iy * g.w + ix) * C;
+    const float *img = xd + nn * vol;
+    float *dimg = dxd + nn * vol;
+    for (int64_t p = 0; p < P; p++) {
+      int64_t unused;
+      pool_window w = line_window(&g, (nn * P + p) / g.ow, &unused);
+      clip_window(p % g.ow, g.pw, g.sw, g.pl, g.w, &w.x0, &w.x1);
+      const float *o = gd + (nn * P + p) * C;
+      int64_t first = ((w.z0 * g.h + w.y0) * g.w + w.x0) * C;
+      for (int64_t c = 0; c < C; c++) bi[c] = first + c;
+      for (int64_t iz = w.z0; iz < w.z1; iz++)
+        for (int64_t iy = w.y0; iy < w.y1; iy++)
+          for (int64_t ix = w.x0; ix < w.x1; ix++) {
+            int64_t base = ((iz * g.h + iy) * g.w + ix) * C;
             for (int64_t c = 0; c < C; c++)
               if (img[base + c] > img[bi[c]]) bi[c] = base + c;
           }
-        for (int64_t c = 0; c < C; c++) dimg[bi[c]] += o[c];
-      }
+      for (int64_t c = 0; c < C; c++) dimg[bi[c]] += o[c];
+    }
   );
   free(best);
   kl_tensor_release(x);
@@ -119,61 +162,89 @@ int op_max_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
   return 0;
 }
 
-/* ---- avg_pool2d ------------------------------------------------------------ */
+kl_tensor *op_max_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) { return max_pool_fwd("max_pool2d", 2, in, a); }
+int op_max_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
+  return max_pool_bwd("max_pool2d", 2, in, a, gout, gin);
+}
+kl_tensor *op_max_pool3d_fwd(kl_tensor **in, int n, const kl_attrs *a) { return max_pool_fwd("max_pool3d", 3, in, a); }
+int op_max_pool3d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
+  return max_pool_bwd("max_pool3d", 3, in, a, gout, gin);
+}
 
-kl_tensor *op_avg_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) {
+/* ---- avg_pool2d, avg_pool3d ------------------------------------------------- */
+
+static inline float window_inv(const pool_window *w) {
+  return 1.0f / (float)((w->z1 - w->z0) * (w->y1 - w->y0) * (w->x1 - w->x0));
+}
+
+static kl_tensor *avg_pool_fwd(const char *op, int rank, kl_tensor **in, const kl_attrs *a) {
   pool_geom g;
-  if (pool_setup("avg_pool2d", in[0], a, &g) < 0) return NULL;
+  if (pool_setup(op, rank, in[0], a, &g) < 0) return NULL;
   kl_tensor *x = kl_tensor_contiguous(in[0]);
   if (!x) return NULL;
-  kl_tensor *y = kl_tensor_empty(4, (int64_t[]){g.n, g.oh, g.ow, g.c});
+  kl_tensor *y = pool_output(&g, rank);
   if (y) {
     const float *xd = x->data;
     float *yd = y->data;
-    const int64_t rows = g.n * g.oh * g.ow, C = g.c;
-    KL_PAR_FOR_W(rows, rows * C * g.ph * g.pw, r,
-      int64_t nn = r / (g.oh * g.ow), p = r % (g.oh * g.ow), y0, y1, x0, x1;
-      window(&g, p / g.ow, p % g.ow, &y0, &y1, &x0, &x1);
-      float *o = yd + r * C;
-      memset(o, 0, sizeof(float) * C);
-      for (int64_t iy = y0; iy < y1; iy++)
-        for (int64_t ix = x0; ix < x1; ix++) {
-          const float *s = xd + ((nn * g.h + iy) * g.w + ix) * C;
-          for (int64_t c = 0; c < C; c++) o[c] += s[c];
-        }
-      float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
-      for (int64_t c = 0; c < C; c++) o[c] *= inv;
+    const int64_t lines = g.n * g.od * g.oh, C = g.c;
+    KL_PAR_FOR_W(lines, lines * g.ow * C * g.pd * g.ph * g.pw, l,
+      int64_t nn;
+      pool_window w = line_window(&g, l, &nn);
+      const float *img = xd + nn * g.d * g.h * g.w * C;
+      for (int64_t ox = 0; ox < g.ow; ox++) {
+        clip_window(ox, g.pw, g.sw, g.pl, g.w, &w.x0, &w.x1);
+        float *o = yd + (l * g.ow + ox) * C;
+        memset(o, 0, sizeof(float) * C);
+        for (int64_t iz = w.z0; iz < w.z1; iz++)
+          for (int64_t iy = w.y0; iy < w.y1; iy++)
+            for (int64_t ix = w.x0; ix < w.x1; ix++) {
+              const float *s = img + ((iz * g.h + iy) * g.w + ix) * C;
+              for (int64_t c = 0; c < C; c++) o[c] += s[c];
+            }
+        float inv = window_inv(&w);
+        for (int64_t c = 0; c < C; c++) o[c] *= inv;
+      }
     );
   }
   kl_tensor_release(x);
   return y;
 }
 
-int op_avg_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
+static int avg_pool_bwd(const char *op, int rank, kl_tensor **in, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
   pool_geom g;
-  if (pool_setup("avg_pool2d", in[0], a, &g) < 0) return -1;
+  if (pool_setup(op, rank, in[0], a, &g) < 0) return -1;
   kl_tensor *go = kl_tensor_contiguous(gout);
-  kl_tensor *dx = go ? kl_tensor_zeros(4, in[0]->dims) : NULL;
+  kl_tensor *dx = go ? kl_tensor_zeros(in[0]->nd, in[0]->dims) : NULL;
   if (!dx) { if (go) kl_tensor_release(go); return -1; }
   const float *gd = go->data;
   float *dxd = dx->data;
-  const int64_t C = g.c;
-  KL_PAR_FOR_W(g.n, g.n * g.oh * g.ow * C * g.ph * g.pw, nn,
-    for (int64_t oy = 0; oy < g.oh; oy++)
-      for (int64_t ox = 0; ox < g.ow; ox++) {
-        int64_t y0, y1, x0, x1;
-        window(&g, oy, ox, &y0, &y1, &x0, &x1);
-        const float *o = gd + ((nn * g.oh + oy) * g.ow + ox) * C;
-        float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
-        for (int64_t iy = y0; iy < y1; iy++)
-          for (int64_t ix = x0; ix < x1; ix++) {
-            float *d = dxd + ((nn * g.h + iy) * g.w + ix) * C;
+  const int64_t C = g.c, P = g.od * g.oh * g.ow;
+  KL_PAR_FOR_W(g.n, g.n * P * C * g.pd * g.ph * g.pw, nn,
+    for (int64_t p = 0; p < P; p++) {
+      int64_t unused;
+      pool_window w = line_window(&g, (nn * P + p) / g.ow, &unused);
+      clip_window(p % g.ow, g.pw, g.sw, g.pl, g.w, &w.x0, &w.x1);
+      const float *o = gd + (nn * P + p) * C;
+      float inv = window_inv(&w);
+      for (int64_t iz = w.z0; iz < w.z1; iz++)
+        for (int64_t iy = w.y0; iy < w.y1; iy++)
+          for (int64_t ix = w.x0; ix < w.x1; ix++) {
+            float *d = dxd + (((nn * g.d + iz) * g.h + iy) * g.w + ix) * C;
             for (int64_t c = 0; c < C; c++) d[c] += o[c] * inv;
           }
-      });
+    });
   kl_tensor_release(go);
   gin[0] = dx;
   return 0;
+}
+
+kl_tensor *op_avg_pool2d_fwd(kl_tensor **in, int n, const kl_attrs *a) { return avg_pool_fwd("avg_pool2d", 2, in, a); }
+int op_avg_pool2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
+  return avg_pool_bwd("avg_pool2d", 2, in, a, gout, gin);
+}
+kl_tensor *op_avg_pool3d_fwd(kl_tensor **in, int n, const kl_attrs *a) { return avg_pool_fwd("avg_pool3d", 3, in, a); }
+int op_avg_pool3d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
+  return avg_pool_bwd("avg_pool3d", 3, in, a, gout, gin);
 }
 
 /* ---- upsampling2d (nearest) ------------------------------------------------ */

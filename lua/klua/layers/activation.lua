@@ -6,6 +6,7 @@ local activations = require("klua.activations")
 local Activation = Layer:extend("Activation")
 Activation.supports_masking = true
 
+--- Activation{activation, ...}: applies an activation (a name from klua.activations or a function) to its input.
 function Activation:__init(activation, kw)
   activation, kw = Layer.args(activation, kw, "activation")
   if activation == nil then require("klua.core").raise("Activation: an activation is required, e.g. Activation(\"relu\")") end

@@ -4,7 +4,8 @@ local BasePooling = require("klua.layers.base_pooling")
 
 local AveragePooling3D = BasePooling:extend("AveragePooling3D")
 
---- AveragePooling3D(pool_size, {strides=pool_size, padding="valid", data_format="channels_last"})
+--- AveragePooling3D{pool_size={2, 2, 2}, strides=pool_size, padding="valid", data_format="channels_last", ...}:
+-- the mean of each window of (batch, depth, height, width, channels).
 function AveragePooling3D:__init(pool_size, kw)
   BasePooling.__init(self, 3, nn.average_pool, pool_size, kw)
 end

@@ -12,6 +12,7 @@ local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
 local nn = require("klua.nn")
 local no_grad = require("klua.no_grad")
+local distribution = require("klua.distribution")
 local op = core.op
 
 local BatchNormalization = Layer:extend("BatchNormalization")
@@ -21,6 +22,10 @@ BatchNormalization.supports_masking = true
 BatchNormalization.fused = nn.batch_norm
 local fused = BatchNormalization.fused
 
+--- BatchNormalization{axis=-1, momentum=0.99, epsilon=1e-3, center=true, scale=true, beta_initializer="zeros",
+-- gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+-- beta_regularizer=nil, gamma_regularizer=nil, beta_constraint=nil, gamma_constraint=nil, synchronized=false, ...}:
+-- normalises each feature of `axis` (1-based) with the batch's statistics in training, moving averages otherwise.
 function BatchNormalization:__init(kw)
   kw = kw or {}
   BatchNormalization.super.__init(self, kw)
@@ -28,6 +33,7 @@ function BatchNormalization:__init(kw)
   self.momentum = kw.momentum or 0.99
   self.epsilon = kw.epsilon or 1e-3
   self.center = kw.center ~= false
+  self.synchronized = kw.synchronized and true or false
   self.scale = kw.scale ~= false
   if type(self.axis) ~= "number" or self.axis == 0 or self.axis % 1 ~= 0 then
     self:raise("axis must be a non-zero integer (1-based, -1 last). Received: axis=%s", tostring(self.axis))
@@ -97,6 +103,19 @@ local function mask_weights(self, mask, x, training)
   return b
 end
 
+-- synchronized = true under a multi-process DataParallel: the moments over
+-- every process's rows, from sums (Σx, Σx², rows) added up across processes
+-- by the differentiable all_reduce_sum op (src/ops/collective.c).
+local function synchronized_moments(self, x, c)
+  local flat = ops.reshape(x, { -1, c })
+  local local_sums = ops.concatenate({ ops.sum(flat, 1), ops.sum(flat * flat, 1), core.to_tensor { flat:shape()[1] } }, 1)
+  local sums = op("all_reduce_sum", local_sums, nil, nil, { f = { distribution.gradient_weight() } })
+  local n = ops.slice_axis(sums, 1, 2 * c + 1, 2 * c + 1)
+  local mean = ops.slice_axis(sums, 1, 1, c) / n
+  local var = ops.maximum(ops.slice_axis(sums, 1, c + 1, 2 * c) / n - mean * mean, 0)
+  return mean, var
+end
+
 -- x and w (0/1, x's shape) with the features last.
 local function masked_moments(x, w)
   local axes = {}
@@ -130,7 +149,10 @@ function BatchNormalization:call(x, kw)
   local y
   if training then
     local mean, var
-    if w then
+    if self.synchronized and distribution.active() then
+      if w then self:raise("synchronized = true does not support masks") end
+      mean, var = synchronized_moments(self, x, c)
+    elseif w then
       mean, var = masked_moments(x, w)
     else
       local stats = op("moments", x)
@@ -160,6 +182,7 @@ function BatchNormalization:get_config()
   local config = BatchNormalization.super.get_config(self)
   config.axis, config.momentum, config.epsilon = self.axis, self.momentum, self.epsilon
   config.center, config.scale = self.center, self.scale
+  config.synchronized = self.synchronized
   config.beta_initializer = initializers.serialize(self.beta_initializer)
   config.gamma_initializer = initializers.serialize(self.gamma_initializer)
   config.moving_mean_initializer = initializers.serialize(self.moving_mean_initializer)

@@ -35,7 +35,8 @@ local function strip(name, prefix)
   return name
 end
 
---- Bidirectional(layer, {merge_mode="concat", backward_layer=nil})
+--- Bidirectional{layer, merge_mode="concat", backward_layer=nil, ...}: runs a recurrent layer forwards and a copy
+-- backwards over the sequence and merges the two ("concat", "sum", "ave", "mul" or "none": a list).
 function Bidirectional:__init(layer, kw)
   layer, kw = nn.args(layer, kw, "layer")
   Bidirectional.super.__init(self, kw)

@@ -8,6 +8,7 @@ local ops = require("klua.ops")
 
 local Concatenate = Merge:extend("Concatenate")
 
+--- Concatenate{axis=-1, ...}: joins a list of tensors along axis (1-based, counting the batch): Concatenate()({a, b}).
 function Concatenate:__init(axis, kw)
   axis, kw = Layer.args(axis, kw, "axis")
   axis = axis or -1

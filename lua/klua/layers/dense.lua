@@ -9,6 +9,9 @@ local constraints = require("klua.constraints")
 
 local Dense = Layer:extend("Dense")
 
+--- Dense{units, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+-- kernel_regularizer=nil, bias_regularizer=nil, kernel_constraint=nil, bias_constraint=nil, ...}:
+-- activation(inputs · kernel + bias) on the last axis; kernel (in, units), bias (units).
 function Dense:__init(units, kw)
   units, kw = Layer.args(units, kw, "units")
   Layer.check_positive_int("Dense", "units", units)

@@ -16,7 +16,8 @@ Dot.max_inputs = 2
 
 local function is_int(v) return type(v) == "number" and v % 1 == 0 end
 
---- Dot(axes, {normalize=false}) or Dot{axes=, normalize=}
+--- Dot{axes, normalize=false, ...}: the dot product of two batched tensors along one axis of each (1-based, counting
+-- the batch: Keras's axes=1 is 2), with normalize the cosine: Dot{axes = 2}({a, b}).
 function Dot:__init(axes, kw)
   axes, kw = nn.args(axes, kw, "axes")
   Dot.super.__init(self, kw)

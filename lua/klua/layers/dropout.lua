@@ -10,6 +10,8 @@ local random = require("klua.random")
 local Dropout = Layer:extend("Dropout")
 Dropout.supports_masking = true
 
+--- Dropout{rate, noise_shape=nil, seed=nil, ...}: while training, zeroes each input with probability rate and
+-- scales the rest by 1 / (1 - rate); the identity otherwise.
 function Dropout:__init(rate, kw)
   rate, kw = Layer.args(rate, kw, "rate")
   if type(rate) ~= "number" or rate < 0 or rate >= 1 then

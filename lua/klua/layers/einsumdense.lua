@@ -44,8 +44,9 @@ local function parse(equation)
   return nil
 end
 
---- EinsumDense(equation, output_shape, {activation=, bias_axes=, kernel_initializer=
--- "glorot_uniform", bias_initializer="zeros", *_regularizer, *_constraint})
+--- EinsumDense{equation, output_shape, activation=nil, bias_axes=nil, kernel_initializer="glorot_uniform",
+-- bias_initializer="zeros", kernel_regularizer=nil, bias_regularizer=nil, kernel_constraint=nil, bias_constraint=nil, ...}:
+-- activation(einsum(equation, x, kernel) + bias), e.g. EinsumDense{equation = "ab,bc->ac", output_shape = {64}}.
 function EinsumDense:__init(equation, output_shape, kw)
   if type(equation) == "table" and output_shape == nil and kw == nil then
     kw = equation
@@ -186,6 +187,7 @@ function EinsumDense:build(input_shape)
   rawset(self, "_input_rank", #input_shape)
 end
 
+--- EinsumDense.einsum(x, w, x_labels, w_labels, out_labels): einsum of x (axes labelled x_labels) and w into out_labels.
 -- einsum(x, w, xl, wl, ol): x with axis labels xl, w with wl -> labels ol.
 function EinsumDense.einsum(x, w, xl, wl, ol, raise)
   raise = raise or core.raise

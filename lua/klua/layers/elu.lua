@@ -5,6 +5,7 @@ local Layer = require("klua.layer")
 local ELU = Layer:extend("ELU")
 ELU.supports_masking = true
 
+--- ELU{alpha=1.0, ...}: x if x > 0, else alpha * (exp(x) - 1).
 function ELU:__init(alpha, kw)
   alpha, kw = Layer.args(alpha, kw, "alpha")
   if alpha == nil then alpha = 1.0 end

@@ -11,6 +11,9 @@ local constraints = require("klua.constraints")
 
 local Embedding = Layer:extend("Embedding")
 
+--- Embedding{input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=nil,
+-- embeddings_constraint=nil, mask_zero=false, ...}: 0-based token ids -> rows of a trainable (input_dim, output_dim)
+-- table; with mask_zero, id 0 is padding and is masked.
 function Embedding:__init(input_dim, output_dim, kw)
   if type(input_dim) == "table" then
     kw = input_dim

@@ -4,6 +4,7 @@ local Layer = require("klua.layer")
 
 local Flatten = Layer:extend("Flatten")
 
+--- Flatten{data_format="channels_last", ...}: (batch, d1, d2, ...) -> (batch, d1 * d2 * ...).
 function Flatten:__init(kw)
   Flatten.super.__init(self, kw)
   local fmt = type(kw) == "table" and kw.data_format or "channels_last"

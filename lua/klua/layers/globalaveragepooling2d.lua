@@ -3,7 +3,7 @@ local BaseGlobalPooling = require("klua.layers.base_global_pooling")
 
 local GlobalAveragePooling2D = BaseGlobalPooling:extend("GlobalAveragePooling2D")
 
---- GlobalAveragePooling2D({data_format="channels_last", keepdims=false})
+--- GlobalAveragePooling2D{data_format="channels_last", keepdims=false, ...}: the mean over height and width.
 function GlobalAveragePooling2D:__init(kw)
   BaseGlobalPooling.__init(self, 2, "average", kw)
 end

@@ -3,7 +3,8 @@ local BaseGlobalPooling = require("klua.layers.base_global_pooling")
 
 local GlobalMaxPooling1D = BaseGlobalPooling:extend("GlobalMaxPooling1D")
 
---- GlobalMaxPooling1D({data_format="channels_last", keepdims=false})
+--- GlobalMaxPooling1D{data_format="channels_last", keepdims=false, ...}: the maximum over the steps of
+-- (batch, steps, channels); masked steps are left out.
 function GlobalMaxPooling1D:__init(kw)
   BaseGlobalPooling.__init(self, 1, "max", kw)
 end

@@ -3,7 +3,7 @@ local BaseGlobalPooling = require("klua.layers.base_global_pooling")
 
 local GlobalMaxPooling2D = BaseGlobalPooling:extend("GlobalMaxPooling2D")
 
---- GlobalMaxPooling2D({data_format="channels_last", keepdims=false})
+--- GlobalMaxPooling2D{data_format="channels_last", keepdims=false, ...}: the maximum over height and width.
 function GlobalMaxPooling2D:__init(kw)
   BaseGlobalPooling.__init(self, 2, "max", kw)
 end

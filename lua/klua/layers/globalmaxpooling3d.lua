@@ -3,7 +3,7 @@ local BaseGlobalPooling = require("klua.layers.base_global_pooling")
 
 local GlobalMaxPooling3D = BaseGlobalPooling:extend("GlobalMaxPooling3D")
 
---- GlobalMaxPooling3D({data_format="channels_last", keepdims=false})
+--- GlobalMaxPooling3D{data_format="channels_last", keepdims=false, ...}: the maximum over depth, height and width.
 function GlobalMaxPooling3D:__init(kw)
   BaseGlobalPooling.__init(self, 3, "max", kw)
 end

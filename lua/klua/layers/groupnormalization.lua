@@ -12,8 +12,9 @@ local constraints = require("klua.constraints")
 local GroupNormalization = Layer:extend("GroupNormalization")
 GroupNormalization.supports_masking = true
 
---- GroupNormalization({groups=32, axis=-1, epsilon=1e-3, center=true, scale=true,
--- beta_initializer="zeros", gamma_initializer="ones", *_regularizer, *_constraint})
+--- GroupNormalization{groups=32, axis=-1, epsilon=1e-3, center=true, scale=true, beta_initializer="zeros",
+-- gamma_initializer="ones", beta_regularizer=nil, gamma_regularizer=nil, beta_constraint=nil, gamma_constraint=nil, ...}:
+-- splits the channels of axis into groups and normalises each group of each sample (groups = -1: instance norm).
 function GroupNormalization:__init(kw)
   kw = kw or {}
   GroupNormalization.super.__init(self, kw)

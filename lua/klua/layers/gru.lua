@@ -10,9 +10,11 @@ local BaseRNN = require("klua.layers.base_rnn")
 
 local GRU = BaseRNN:extend("GRU")
 
---- GRU(units, {activation="tanh", recurrent_activation="sigmoid", use_bias=true,
--- reset_after=true, dropout=0, recurrent_dropout=0, return_sequences=false,
--- return_state=false, go_backwards=false, stateful=false, ...})
+--- GRU{units, activation="tanh", recurrent_activation="sigmoid", use_bias=true, kernel_initializer="glorot_uniform",
+-- recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=nil, recurrent_regularizer=nil,
+-- bias_regularizer=nil, kernel_constraint=nil, recurrent_constraint=nil, bias_constraint=nil, dropout=0,
+-- recurrent_dropout=0, seed=nil, return_sequences=false, return_state=false, go_backwards=false, stateful=false,
+-- unroll=false, reset_after=true, zero_output_for_mask=false, ...}: gated recurrent unit over (batch, timesteps, features).
 function GRU:__init(units, kw)
   BaseRNN.__init(self, "gru", units, kw, { recurrent_activation = true })
   kw = type(units) == "table" and units or kw or {}

@@ -5,7 +5,7 @@ local Layer = require("klua.layer")
 local Identity = Layer:extend("Identity")
 Identity.supports_masking = true
 
---- Identity({name=, ...})
+--- Identity{...}: returns its input unchanged (a placeholder); masks pass through.
 function Identity:__init(kw)
   Identity.super.__init(self, kw)
   rawset(self, "built", true)

@@ -46,6 +46,8 @@ local files = {
   SeparableConvolution1D = "separableconv1d", SeparableConvolution2D = "separableconv2d",
   MaxPool3D = "maxpooling3d", AvgPool3D = "averagepooling3d",
   GlobalAvgPool3D = "globalaveragepooling3d", GlobalMaxPool3D = "globalmaxpooling3d",
+  -- text preprocessing (strings in, tensors out)
+  TextVectorization = "textvectorization",
 }
 layers.files = files
 

@@ -9,6 +9,8 @@ local Layer = require("klua.layer")
 
 local Lambda = Layer:extend("Lambda")
 
+--- Lambda{function, output_shape=nil, mask=nil, arguments={}, ...} (also Lambda(fn, {...})): wraps a Lua function
+-- fn(x, arguments...) as a layer; output_shape (a shape or a function of the input shape) spares a probe call.
 function Lambda:__init(fn, kw)
   if type(fn) == "table" and getmetatable(fn) == nil then kw = fn; fn = kw["function"] or kw.fn or kw[1] end
   kw = kw or {}

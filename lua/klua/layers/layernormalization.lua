@@ -13,6 +13,9 @@ local op = core.op
 local LayerNormalization = Layer:extend("LayerNormalization")
 LayerNormalization.supports_masking = true
 
+--- LayerNormalization{axis=-1, epsilon=1e-3, center=true, scale=true, rms_scaling=false, beta_initializer="zeros",
+-- gamma_initializer="ones", beta_regularizer=nil, gamma_regularizer=nil, beta_constraint=nil, gamma_constraint=nil, ...}:
+-- normalises each sample over axis (1-based, or a list), then scales by gamma and shifts by beta.
 function LayerNormalization:__init(kw)
   kw = kw or {}
   LayerNormalization.super.__init(self, kw)

@@ -6,6 +6,7 @@ local Layer = require("klua.layer")
 local LeakyReLU = Layer:extend("LeakyReLU")
 LeakyReLU.supports_masking = true
 
+--- LeakyReLU{negative_slope=0.3, ...}: x if x >= 0, else negative_slope * x.
 function LeakyReLU:__init(negative_slope, kw)
   negative_slope, kw = Layer.args(negative_slope, kw, "negative_slope")
   if negative_slope == nil then negative_slope = kw.alpha or 0.3 end

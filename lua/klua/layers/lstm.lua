@@ -10,10 +10,11 @@ local BaseRNN = require("klua.layers.base_rnn")
 
 local LSTM = BaseRNN:extend("LSTM")
 
---- LSTM(units, {activation="tanh", recurrent_activation="sigmoid", use_bias=true,
--- kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
--- bias_initializer="zeros", unit_forget_bias=true, dropout=0, recurrent_dropout=0,
--- return_sequences=false, return_state=false, go_backwards=false, stateful=false, ...})
+--- LSTM{units, activation="tanh", recurrent_activation="sigmoid", use_bias=true, kernel_initializer="glorot_uniform",
+-- recurrent_initializer="orthogonal", bias_initializer="zeros", unit_forget_bias=true, kernel_regularizer=nil,
+-- recurrent_regularizer=nil, bias_regularizer=nil, kernel_constraint=nil, recurrent_constraint=nil, bias_constraint=nil,
+-- dropout=0, recurrent_dropout=0, seed=nil, return_sequences=false, return_state=false, go_backwards=false,
+-- stateful=false, unroll=false, zero_output_for_mask=false, ...}: long short-term memory over (batch, timesteps, features).
 function LSTM:__init(units, kw)
   BaseRNN.__init(self, "lstm", units, kw, { recurrent_activation = true })
   kw = type(units) == "table" and units or kw or {}

@@ -8,6 +8,8 @@ local ops = require("klua.ops")
 local Masking = Layer:extend("Masking")
 Masking.supports_masking = true
 
+--- Masking{mask_value=0, ...}: timesteps whose features all equal mask_value are zeroed and masked out for the
+-- layers after it (RNNs, pooling, losses).
 function Masking:__init(mask_value, kw)
   mask_value, kw = Layer.args(mask_value, kw, "mask_value")
   if mask_value == nil then mask_value = 0.0 end

@@ -9,6 +9,8 @@ local Merge = Layer:extend("Merge")
 Merge.supports_masking = true
 Merge.min_inputs = 2
 
+--- Merge{...}: the base of the layers that combine a list of tensors (Add, Subtract, ..., Concatenate); a subclass
+-- defines merge(self, list) or is made with Merge.define.
 function Merge:__init(kw)
   Merge.super.__init(self, kw)
 end
@@ -49,6 +51,7 @@ function Merge:call(first, ...)
   return out
 end
 
+--- Merge:merge(list): combines the list of input tensors into the output (what a merge layer defines).
 function Merge:merge(list) self:raise("merge() is not implemented") end
 
 function Merge:compute_mask(inputs, mask)
@@ -77,6 +80,7 @@ function Merge:compute_output_shape(shapes)
   return out
 end
 
+--- Merge.define(name, merge, extra): a new merge layer class whose merge(self, list) is `merge`, with the fields of extra.
 -- Define a merge layer class by its reduction.
 function Merge.define(name, merge, extra)
   local cls = Merge:extend(name)

@@ -15,8 +15,10 @@ local random = require("klua.random")
 
 local MultiHeadAttention = Layer:extend("MultiHeadAttention")
 
---- MultiHeadAttention(num_heads, key_dim, {value_dim=key_dim, dropout=0,
--- use_bias=true, output_shape=nil, kernel_initializer="glorot_uniform", bias_initializer="zeros", ...})
+--- MultiHeadAttention{num_heads, key_dim, value_dim=key_dim, dropout=0, use_bias=true, output_shape=nil,
+-- attention_axes=nil, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=nil,
+-- bias_regularizer=nil, kernel_constraint=nil, bias_constraint=nil, seed=nil, ...}: Keras's multi-head attention,
+-- called as mha(query, value[, key], {attention_mask=, use_causal_mask=, return_attention_scores=}).
 function MultiHeadAttention:__init(num_heads, key_dim, kw)
   num_heads, key_dim, kw = nn.args2(num_heads, key_dim, kw, "num_heads", "key_dim")
   MultiHeadAttention.super.__init(self, kw)

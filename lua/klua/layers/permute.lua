@@ -5,6 +5,7 @@ local Layer = require("klua.layer")
 
 local Permute = Layer:extend("Permute")
 
+--- Permute{dims, ...}: reorders the axes after the batch; dims is 1-based without the batch: Permute{dims = {2, 1}}.
 function Permute:__init(dims, kw)
   if type(dims) == "table" and dims.dims ~= nil then kw = dims; dims = kw.dims end
   kw = kw or {}

@@ -12,7 +12,8 @@ local constraints = require("klua.constraints")
 local PReLU = Layer:extend("PReLU")
 PReLU.supports_masking = true
 
---- PReLU({alpha_initializer="zeros", alpha_regularizer=, alpha_constraint=, shared_axes=})
+--- PReLU{alpha_initializer="zeros", alpha_regularizer=nil, alpha_constraint=nil, shared_axes=nil, ...}: x if x >= 0,
+-- else alpha * x with a learned alpha per input position (shared along shared_axes, 1-based).
 function PReLU:__init(kw)
   kw = kw or {}
   PReLU.super.__init(self, kw)

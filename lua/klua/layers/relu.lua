@@ -7,6 +7,8 @@ local activations = require("klua.activations")
 local ReLU = Layer:extend("ReLU")
 ReLU.supports_masking = true
 
+--- ReLU{max_value=nil, negative_slope=0, threshold=0, ...}: relu with an optional ceiling, leak below threshold
+-- and threshold.
 function ReLU:__init(kw)
   if type(kw) == "number" then kw = { max_value = kw } end
   kw = kw or {}

@@ -4,6 +4,7 @@ local Layer = require("klua.layer")
 
 local RepeatVector = Layer:extend("RepeatVector")
 
+--- RepeatVector{n, ...}: (batch, features) -> (batch, n, features).
 function RepeatVector:__init(n, kw)
   n, kw = Layer.args(n, kw, "n")
   Layer.check_positive_int("RepeatVector", "n", n)

@@ -11,6 +11,7 @@ local function is_shape(t)
   return t.target_shape == nil
 end
 
+--- Reshape{target_shape, ...}: (batch, ...) -> (batch, target_shape...); one entry may be -1 (inferred).
 function Reshape:__init(target_shape, kw)
   if type(target_shape) == "table" and not is_shape(target_shape) then
     kw = target_shape

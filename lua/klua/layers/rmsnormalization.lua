@@ -12,7 +12,7 @@ local function axis_list(axis)
   return axis
 end
 
---- RMSNormalization{axis=-1, epsilon=1e-6}
+--- RMSNormalization{axis=-1, epsilon=1e-6, ...}: x / sqrt(mean(x^2) + epsilon) * scale over axis, one learned scale.
 function RMSNormalization:__init(kw)
   kw = kw or {}
   RMSNormalization.super.__init(self, kw)

@@ -7,8 +7,11 @@ local BaseRNN = require("klua.layers.base_rnn")
 
 local SimpleRNN = BaseRNN:extend("SimpleRNN")
 
---- SimpleRNN(units, {activation="tanh", use_bias=true, dropout=0, recurrent_dropout=0,
--- return_sequences=false, return_state=false, go_backwards=false, stateful=false, ...})
+--- SimpleRNN{units, activation="tanh", use_bias=true, kernel_initializer="glorot_uniform",
+-- recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=nil, recurrent_regularizer=nil,
+-- bias_regularizer=nil, kernel_constraint=nil, recurrent_constraint=nil, bias_constraint=nil, dropout=0,
+-- recurrent_dropout=0, seed=nil, return_sequences=false, return_state=false, go_backwards=false, stateful=false,
+-- unroll=false, zero_output_for_mask=false, ...}: h_t = activation(x_t · kernel + h_{t-1} · recurrent_kernel + bias).
 function SimpleRNN:__init(units, kw)
   BaseRNN.__init(self, "simple_rnn", units, kw, {})
 end

@@ -14,6 +14,7 @@ local function is_list(t)
   return true
 end
 
+--- Softmax{axis=-1, ...}: softmax over axis (1-based) or a list of axes together; masked positions get 0.
 -- Softmax(-1), Softmax{2, 3} (a list of axes), Softmax{axis = {2, 3}, name = ...}.
 function Softmax:__init(axis, kw)
   if not is_list(axis) then axis, kw = Layer.args(axis, kw, "axis") end

@@ -7,7 +7,7 @@ local nn = require("klua.nn")
 
 local TimeDistributed = Layer:extend("TimeDistributed")
 
---- TimeDistributed(layer)
+--- TimeDistributed{layer, ...}: applies layer to every timestep of (batch, timesteps, ...) in one call.
 function TimeDistributed:__init(layer, kw)
   layer, kw = nn.args(layer, kw, "layer")
   TimeDistributed.super.__init(self, kw)

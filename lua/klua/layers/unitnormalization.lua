@@ -15,7 +15,7 @@ local function axis_list(axis)
   return nil
 end
 
---- UnitNormalization({axis=-1})
+--- UnitNormalization{axis=-1, ...}: scales each sample to unit L2 norm over axis (1-based, or a list).
 function UnitNormalization:__init(kw)
   kw = kw or {}
   UnitNormalization.super.__init(self, kw)

@@ -7,7 +7,7 @@ local ops = require("klua.ops")
 
 local UpSampling1D = Layer:extend("UpSampling1D")
 
---- UpSampling1D(size=2)
+--- UpSampling1D{size=2, ...}: repeats each step of (batch, steps, channels) size times.
 function UpSampling1D:__init(size, kw)
   size, kw = nn.args(size, kw, "size")
   UpSampling1D.super.__init(self, kw)

@@ -8,7 +8,8 @@ local ops = require("klua.ops")
 
 local UpSampling2D = Layer:extend("UpSampling2D")
 
---- UpSampling2D(size={2, 2}, {data_format="channels_last", interpolation="nearest"})
+--- UpSampling2D{size={2, 2}, data_format="channels_last", interpolation="nearest", ...}: enlarges an image batch
+-- by size, "nearest" (repeating rows and columns) or "bilinear".
 function UpSampling2D:__init(size, kw)
   size, kw = nn.args(size, kw, "size")
   UpSampling2D.super.__init(self, kw)

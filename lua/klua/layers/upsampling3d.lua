@@ -8,7 +8,7 @@ local ops = require("klua.ops")
 
 local UpSampling3D = Layer:extend("UpSampling3D")
 
---- UpSampling3D(size={2, 2, 2}, {data_format="channels_last"})
+--- UpSampling3D{size={2, 2, 2}, data_format="channels_last", ...}: repeats the depth, rows and columns of a volume batch.
 function UpSampling3D:__init(size, kw)
   size, kw = nn.args(size, kw, "size")
   UpSampling3D.super.__init(self, kw)
