@@ -286,8 +286,8 @@ describe("Reading a corrupt or hostile file", function()
   end)
 
   it("rejects a wrong dtype and a shape that does not match the byte count", function()
-    local h = json.encode{ w = { dtype = "F16", shape = { 8 }, data_offsets = { 0, 16 } } }
-    assert.matches("dtype%.safetensors: tensor 'w' has dtype F16; klua reads F32 only", load_error(raw_file("dtype.safetensors", h, data)))
+    local h = json.encode{ w = { dtype = "F8_E4M3", shape = { 16 }, data_offsets = { 0, 16 } } }
+    assert.matches("dtype%.safetensors: tensor 'w' has dtype F8_E4M3; klua reads F32, F16, BF16", load_error(raw_file("dtype.safetensors", h, data)))
     h = json.encode{ w = { dtype = "F32", shape = { 2, 3 }, data_offsets = { 0, 16 } } }
     assert.matches("size%.safetensors: tensor 'w' has shape %(2,3%) %(24 bytes of F32%) but its data_offsets %[0, 16%] span 16 bytes",
       load_error(raw_file("size.safetensors", h, data)))

@@ -34,7 +34,8 @@ local modules = {
   regularizers = "klua.regularizers", constraints = "klua.constraints", optimizers = "klua.optimizers",
   losses = "klua.losses", metrics = "klua.metrics", callbacks = "klua.callbacks", saving = "klua.saving",
   models = "klua.models", datasets = "klua.datasets", data = "klua.data", image = "klua.image",
-  plot = "klua.plot", doc = "klua.doc", json = "klua.json", utils = "klua.utils",
+  plot = "klua.plot", doc = "klua.doc", json = "klua.json", utils = "klua.utils", interop = "klua.interop",
+  distribution = "klua.distribution",
 }
 local top_level = {
   Layer = function() return require("klua.layer") end,

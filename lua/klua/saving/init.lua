@@ -14,6 +14,8 @@ local training_state = require("klua.saving.training_state")
 
 local saving = {}
 
+--- register_serializable(obj, {package="Custom", name=nil}): registers a class or function under "name" and
+-- "package>name" so that load_model and every get find it (also register_keras_serializable); returns obj.
 -- register_serializable(Class or function [, {package=, name=}]) -> it:
 -- findable by "name" and "package>name" (package "Custom"), as Keras's
 -- register_keras_serializable.

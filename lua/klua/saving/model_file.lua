@@ -32,7 +32,8 @@ local function compile_config(model)
   return text
 end
 
---- save_model(model, path, {include_optimizer=true}).
+--- save_model(model, path, {include_optimizer=true}): the config, weights and optimizer state in one .klua file
+-- (a safetensors file with the configs as JSON in its metadata), written atomically.
 function M.save_model(model, path, kw)
   kw = kw or {}
   local entries = weights.check_built(model, "save")
@@ -66,23 +67,32 @@ function M.decode_meta(info, key, who)
 end
 local decode_meta = M.decode_meta
 
---- load_model(path, {compile=true, custom_objects={Name = Class}}).
-function M.load_model(path, kw)
-  kw = kw or {}
-  local who = "load_model"
-  local info = safetensors.read_header(path, who)
-  if info.metadata.format ~= "klua.model" then
-    safetensors.close(info)
-    core.raise(("%s: %s is not a klua model file (its metadata has no model config); for weights only, use model:load_weights")
-      :format(who, path))
+-- Room for what is not a weight while a model loads (layer objects' tensors,
+-- symbolic shapes computed on zeros, garbage not collected yet).
+local MARGIN = 64 * 2 ^ 20
+
+--- default_max_bytes(info): the file's size, plus its optimizer slots once
+-- more (restoring them holds a copy), plus MARGIN.
+function M.default_max_bytes(info)
+  local slots = 0
+  for _, name in ipairs(info.names) do
+    if name:find("^optimizer/") then slots = slots + info.tensors[name].count * 4 end
   end
+  return info.size + slots + MARGIN
+end
+
+-- The model, its weights and its compile state, under the memory limit.
+local function load_body(info, kw, who)
+  local path = info.path
   local config = decode_meta(info, "model_config", who)
-  local ok, model = pcall(serialization.deserialize_layer, config, kw.custom_objects)
+  local ok, model, refusal = weights.with_file_weights(info, who, serialization.deserialize_layer, config,
+    kw.custom_objects)
   if not ok then
     safetensors.close(info)
+    if refusal then error(refusal, 0) end
     error(("%s: %s: %s"):format(who, path, tostring(model):gsub("^[^\n]-:%d+: ", "")), 0)
   end
-  weights.assign_weights(model, info, who, false)
+  weights.assign_weights(model, info, who, false, true)
   local cc = decode_meta(info, "compile_config", who)
   if cc and kw.compile ~= false then
     local spec = serialization.deserialize_spec
@@ -101,10 +111,43 @@ function M.load_model(path, kw)
       error(err, 0)
     end
   end
-  safetensors.close(info)
   return model
 end
 
+--- load_model(path, {compile=true, custom_objects=nil, max_bytes=nil}): the model a .klua file holds, compiled
+-- as it was saved. Nothing in the file is executed, and what its config builds is checked
+-- against its tensors before it is allocated. max_bytes bounds the tensor
+-- memory the load may allocate (default: the file's size, plus its optimizer
+-- slots once more, plus 64 MiB); a file that needs more fails, naming it.
+function M.load_model(path, kw)
+  kw = kw or {}
+  local who = "load_model"
+  local max_bytes = kw.max_bytes
+  if max_bytes ~= nil and (type(max_bytes) ~= "number" or not (max_bytes > 0) or max_bytes % 1 ~= 0) then
+    core.raise(("%s: max_bytes must be a positive integer (bytes). Received: max_bytes=%s"):format(who, tostring(max_bytes)))
+  end
+  local info = safetensors.read_header(path, who)
+  if info.metadata.format ~= "klua.model" then
+    safetensors.close(info)
+    core.raise(("%s: %s is not a klua model file (its metadata has no model config); for weights only, use model:load_weights")
+      :format(who, path))
+  end
+  max_bytes = max_bytes or M.default_max_bytes(info)
+  local ok, model = pcall(safetensors.with_memory_limit, max_bytes, load_body, info, kw, who)
+  safetensors.close(info)
+  if not ok then
+    local msg = tostring(model)
+    if msg:find("would exceed the memory limit", 1, true) then
+      core.raise(("%s: %s: loading needs more than max_bytes = %d bytes of tensors (%s); the default is the file's "
+        .. "size, its optimizer slots once more and 64 MiB: pass {max_bytes = ...} to allow more")
+        :format(who, path, max_bytes, msg:match("(tensor: allocating [^%)]*%))") or msg))
+    end
+    error(msg, 0)
+  end
+  return model
+end
+
+--- model_from_json(text, {custom_objects=nil}): a model (fresh weights) from model:to_json() text.
 function M.model_from_json(text, kw)
   local ok, config = pcall(json.decode, text)
   if not ok then core.raise("model_from_json: " .. tostring(config)) end

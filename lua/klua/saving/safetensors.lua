@@ -1,11 +1,16 @@
 -- saving/safetensors.lua — the safetensors format, and nothing of models:
 -- an 8-byte little-endian header length, a JSON header {name: {dtype, shape,
 -- data_offsets}, "__metadata__": {string: string}}, then raw little-endian
--- float32 data, so weight files open in other tools.
+-- data (klua writes float32, or F16/BF16 on request), so weight files open in
+-- other tools; other tools' dtypes are converted to float32 as they are read.
 -- Reading checks every size and offset against the file's length before
 -- allocating or reading; errors name the file and the problem. Writing goes
 -- to a temporary file in the same directory, flushed and fsynced, then
 -- renamed over the target, so a crash leaves the previous file intact.
+-- Temporaries are named ".<name>.tmp-<pid>-<n>-<host>"; one left by a save
+-- that was killed is removed by the next save or load of <name> once its
+-- process is gone (another host's: once a day old; src/kernels/io.c,
+-- kl_file_remove_stale_temps).
 local ffi = require("ffi")
 local core = require("klua.core")
 local json = require("klua.json")
@@ -18,6 +23,13 @@ local MAX_HEADER = 100 * 1024 * 1024
 
 M.test_hooks = {}   -- after_tensor(i): lets tests simulate a crash mid-write
 
+-- Dtypes other than F32 are converted to float32 as they are read
+-- (src/kernels/io.c: F16/BF16 exactly, F64 to nearest, integers and BOOL
+-- only when exact); F16 and BF16 can be written (round to nearest even).
+local READ_DTYPES = "F32, F16, BF16, F64, I64, I32, I16, I8, U64, U32, U16, U8 and BOOL"
+local WRITE_DTYPES = { F32 = 4, F16 = 2, BF16 = 2 }
+local function dtype_size(dtype) return tonumber(C.kl_dtype_size(dtype)) end
+
 local function le_u64(n)
   local b = {}
   for i = 1, 8 do
@@ -27,6 +39,8 @@ local function le_u64(n)
   return string.char(unpack(b))
 end
 
+--- atomic_write(path, who, fn): runs fn(file) on a temporary file beside path, then syncs and renames it over
+-- path; on an error the temporary is removed and path is left as it was.
 local function atomic_write(path, who, fn)
   if type(path) ~= "string" or path == "" then core.raise(who .. ": expected a file path") end
   local buf = ffi.new("char[4096]")
@@ -42,7 +56,8 @@ local function atomic_write(path, who, fn)
 end
 M.atomic_write = atomic_write
 
--- entries: {{name=, tensor=}}; metadata: {string = string}.
+--- write_safetensors(path, who, entries, metadata): writes {{name=, tensor=, dtype="F32"|"F16"|"BF16"}} and a
+-- {string = string} metadata table as a safetensors file (atomically).
 local function write_safetensors(path, who, entries, metadata)
   local header = { __metadata__ = json.object(metadata or {}) }
   local offset = 0
@@ -51,8 +66,12 @@ local function write_safetensors(path, who, entries, metadata)
     if e.name == "__metadata__" or seen[e.name] then core.raise(("%s: duplicate or reserved tensor name '%s'"):format(who, e.name)) end
     seen[e.name] = true
     local t = e.tensor
-    local bytes = tonumber(t.count) * 4
-    header[e.name] = { dtype = "F32", shape = json.array(t:shape()), data_offsets = json.array{ offset, offset + bytes } }
+    local dtype = e.dtype or "F32"
+    if not WRITE_DTYPES[dtype] then
+      core.raise(("%s: cannot write dtype %s (klua writes F32, F16 and BF16)"):format(who, tostring(dtype)))
+    end
+    local bytes = tonumber(t.count) * WRITE_DTYPES[dtype]
+    header[e.name] = { dtype = dtype, shape = json.array(t:shape()), data_offsets = json.array{ offset, offset + bytes } }
     offset = offset + bytes
   end
   local text = json.encode(header)
@@ -64,7 +83,9 @@ local function write_safetensors(path, who, entries, metadata)
     if C.kl_file_write(f, head, #head) ~= 0 then error(who .. ": " .. core.last_error(), 0) end
     local hook = M.test_hooks.after_tensor
     for i, e in ipairs(entries) do
-      if C.kl_file_write_tensor(f, e.tensor.p) ~= 0 then error(who .. ": " .. core.last_error(), 0) end
+      local rc = (e.dtype or "F32") == "F32" and C.kl_file_write_tensor(f, e.tensor.p)
+        or C.kl_file_write_tensor_as(f, e.tensor.p, e.dtype)
+      if rc ~= 0 then error(who .. ": " .. core.last_error(), 0) end
       if hook then hook(i, e.name) end
     end
   end)
@@ -126,7 +147,8 @@ function M.read_header(path, who)
     if name ~= "__metadata__" then
       if type(e) ~= "table" then fail("entry '%s' is not an object", name) end
       if type(e.dtype) ~= "string" then fail("tensor '%s' has no dtype", name) end
-      if e.dtype ~= "F32" then fail("tensor '%s' has dtype %s; klua reads F32 only", name, e.dtype) end
+      local esize = dtype_size(e.dtype)
+      if esize == 0 then fail("tensor '%s' has dtype %s; klua reads %s", name, e.dtype, READ_DTYPES) end
       local shape = e.shape
       if type(shape) ~= "table" or (next(shape) ~= nil and shape[1] == nil) then fail("tensor '%s' has no shape list", name) end
       if #shape > 8 then fail("tensor '%s' has rank %d; at most 8 is supported", name, #shape) end
@@ -147,11 +169,11 @@ function M.read_header(path, who)
       if en > data_size then
         fail("tensor '%s' has data_offsets [%d, %d] beyond the end of the data (%d bytes)", name, b, en, data_size)
       end
-      if en - b ~= count * 4 then
-        fail("tensor '%s' has shape %s (%.0f bytes of F32) but its data_offsets [%d, %d] span %d bytes",
-          name, core.shape_str(shape), count * 4, b, en, en - b)
+      if en - b ~= count * esize then
+        fail("tensor '%s' has shape %s (%.0f bytes of %s) but its data_offsets [%d, %d] span %d bytes",
+          name, core.shape_str(shape), count * esize, e.dtype, b, en, en - b)
       end
-      tensors[name] = { shape = shape, b = b, e = en, count = count }
+      tensors[name] = { shape = shape, b = b, e = en, count = count, dtype = e.dtype }
       names[#names + 1] = name
     end
   end
@@ -170,38 +192,98 @@ function M.read_header(path, who)
   end
   if pos ~= data_size then fail("the file has %d bytes after the last tensor's data", data_size - pos) end
   table.sort(names)
-  return { path = path, file = f, metadata = metadata, tensors = tensors, names = names, data_start = data_start, who = who }
+  return { path = path, file = f, size = size, metadata = metadata, tensors = tensors, names = names,
+           data_start = data_start, who = who }
 end
 
---- read_tensor(info, name): the tensor stored under name.
+-- Fills the contiguous float32 tensor t with entry e's data, converted from
+-- its dtype; a value float32 cannot hold is refused, naming the tensor.
+local function read_data(info, name, e, t)
+  if e.count == 0 then return end
+  local rc
+  if e.dtype == nil or e.dtype == "F32" then
+    rc = C.kl_file_read_tensor(info.file, info.data_start + e.b, t.p)
+  else
+    rc = C.kl_file_read_tensor_as(info.file, info.data_start + e.b, t.p, e.dtype)
+  end
+  if rc ~= 0 then
+    local what = e.dtype and e.dtype ~= "F32" and ("tensor '%s' (%s): "):format(name, e.dtype) or ""
+    core.raise(("%s: %s: %s%s"):format(info.who, info.path, what, core.last_error()))
+  end
+end
+
+--- read_tensor(info, name): the tensor stored under name (float32, converted from its dtype).
 function M.read_tensor(info, name)
   local e = info.tensors[name]
   if not e then core.raise(("%s: %s: no tensor named '%s'"):format(info.who, info.path, name)) end
   local t = tensor.empty(e.shape)
-  if e.count > 0 and C.kl_file_read_tensor(info.file, info.data_start + e.b, t.p) ~= 0 then
-    core.raise(("%s: %s: %s"):format(info.who, info.path, core.last_error()))
-  end
+  read_data(info, name, e, t)
   return t
 end
 
+--- read_into(info, name, t): reads the tensor stored under name straight into
+-- the contiguous tensor t of the same shape (a Variable being loaded), with no
+-- copy in between.
+function M.read_into(info, name, t)
+  local e = info.tensors[name]
+  if not e then core.raise(("%s: %s: no tensor named '%s'"):format(info.who, info.path, name)) end
+  if tonumber(t.count) ~= e.count or t.contiguous == 0 then
+    core.raise(("%s: %s: tensor '%s' does not fit the target"):format(info.who, info.path, name))
+  end
+  if e.dtype ~= nil and e.dtype ~= "F32" then
+    -- converted into a scratch tensor first: a value refused half-way leaves t as it was
+    local tmp = M.read_tensor(info, name)
+    ffi.copy(t.data, tmp.data, e.count * 4)
+    return
+  end
+  read_data(info, name, e, t)
+end
+
+--- with_memory_limit(max_bytes, fn, ...): fn(...) with the core refusing any
+-- allocation that would take the tensor data allocated since the call past
+-- max_bytes (an inner limit never loosens an outer one). Loaders run what a
+-- file's contents decide under it; the error names the limit.
+function M.with_memory_limit(max_bytes, fn, ...)
+  local want = tonumber(C.kl_mem_data_bytes()) + max_bytes
+  local prev = tonumber(C.kl_mem_set_limit(want))
+  if prev >= 0 and prev < want then C.kl_mem_set_limit(prev) end
+  local res = { pcall(fn, ...) }
+  C.kl_mem_set_limit(prev)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+--- close(info): closes the file a read_header result holds (idempotent).
 function M.close(info)
   if info.file then close_file(info.file); info.file = nil end
 end
 
---- load_safetensors(path): {name = tensor} and the metadata table.
+--- load_safetensors(path): {name = tensor}, the metadata table and {name = dtype}. Every tensor comes back
+-- float32: F16, BF16 exactly, F64 rounded to nearest; integers and BOOL only when float32 holds every value exactly.
 function M.load_safetensors(path)
   local info = M.read_header(path, "load_safetensors")
-  local out = {}
+  local out, dtypes = {}, {}
   local ok, err = pcall(function()
-    for _, name in ipairs(info.names) do out[name] = M.read_tensor(info, name) end
+    for _, name in ipairs(info.names) do
+      out[name] = M.read_tensor(info, name)
+      dtypes[name] = info.tensors[name].dtype
+    end
   end)
   M.close(info)
   if not ok then error(err, 0) end
-  return out, info.metadata
+  return out, info.metadata, dtypes
 end
 
---- save_safetensors(path, {name = tensor}, metadata): tensors in name order.
-function M.save_safetensors(path, tensors, metadata)
+--- save_safetensors(path, {name = tensor}, metadata, {dtype = "F32"}): tensors in name order, stored as
+-- dtype F32 (default), F16 or BF16 (rounded to nearest even; beyond the largest finite value, inf).
+function M.save_safetensors(path, tensors, metadata, opts)
+  local dtype = type(opts) == "table" and opts.dtype or "F32"
+  if opts ~= nil and type(opts) ~= "table" then
+    core.raise("save_safetensors: the fourth argument is an options table {dtype = \"F16\"}. Received: " .. type(opts))
+  end
+  if not WRITE_DTYPES[dtype] then
+    core.raise(("save_safetensors: dtype must be \"F32\", \"F16\" or \"BF16\". Received: dtype=%s"):format(tostring(dtype)))
+  end
   local names = {}
   for k, t in pairs(tensors) do
     if type(k) ~= "string" or not core.is_tensor(t) then core.raise("save_safetensors: expected {name = tensor}") end
@@ -209,7 +291,7 @@ function M.save_safetensors(path, tensors, metadata)
   end
   table.sort(names)
   local entries = {}
-  for i, k in ipairs(names) do entries[i] = { name = k, tensor = tensors[k] } end
+  for i, k in ipairs(names) do entries[i] = { name = k, tensor = tensors[k], dtype = dtype } end
   write_safetensors(path, "save_safetensors", entries, metadata)
 end
 

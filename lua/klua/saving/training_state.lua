@@ -44,7 +44,8 @@ local function set_rng_state(model, data_generators, st)
   end
 end
 
---- save_training_state(model, path, {epoch=, callbacks=, generators=}).
+--- save_training_state(model, path, {epoch=, callbacks=, generators=}): weights, optimizer state, epoch, random
+-- generator states and callbacks' states in one file (what BackupAndRestore writes).
 function M.save_training_state(model, path, kw)
   local entries = weights.check_built(model, "BackupAndRestore")
   local list = {}
@@ -61,7 +62,7 @@ function M.save_training_state(model, path, kw)
   safetensors.write_safetensors(path, "BackupAndRestore", list, metadata)
 end
 
---- restore_training_state(model, path, callbacks, generators) -> {epoch=}.
+--- restore_training_state(model, path, callbacks, generators) -> {epoch=}: puts back what save_training_state wrote.
 function M.restore_training_state(model, path, callbacks, data_generators)
   local who = "BackupAndRestore"
   local info = safetensors.read_header(path, who)

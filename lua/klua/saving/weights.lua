@@ -4,6 +4,7 @@
 local core = require("klua.core")
 local json = require("klua.json")
 local Layer = require("klua.layer")
+local tensor = require("klua.tensor")
 local variable = require("klua.variable")
 local no_grad = require("klua.no_grad")
 local safetensors = require("klua.saving.safetensors")
@@ -19,6 +20,14 @@ local write_safetensors = safetensors.write_safetensors
 -- name; a weight by its add_weight name (or attribute).
 
 local is_variable = variable.is_variable
+
+local function human_bytes(n)
+  if n < 1024 then return ("%d bytes"):format(n) end
+  local units, i = { "KB", "MB", "GB", "TB" }, 0
+  repeat n = n / 1000; i = i + 1 until n < 1000 or i == #units
+  return ("%.3g %s"):format(n, units[i])
+end
+M.human_bytes = human_bytes
 
 local function join(prefix, key)
   if prefix == "" then return tostring(key) end
@@ -98,6 +107,51 @@ function M.build_config_text(model)
   return ok and text or nil
 end
 
+--------------------------------------------------------------------------------
+-- Building from a file: a model config (or a weights file's build_config)
+-- decides which weights get allocated, so each one is checked against the
+-- file's tensors before it exists.
+
+--- with_file_weights(info, who, fn, ...) -> ok, result or error, refusal:
+-- fn(...) (which builds layers) runs with every add_weight checked against
+-- the file first: a weight must have the shape of one of the file's tensors
+-- that no earlier weight claimed, so a config can never make the model larger
+-- than the weights the file holds; it is made without its initializer (a
+-- broadcast zero, copied into place; the file's values overwrite it).
+-- `refusal` is the message when a weight was refused.
+function M.with_file_weights(info, who, fn, ...)
+  local free, held, count = {}, 0, 0
+  for _, name in ipairs(info.names) do
+    if not name:find("^optimizer/") then
+      local t = info.tensors[name]
+      local key = core.shape_str(t.shape)
+      free[key] = (free[key] or 0) + 1
+      held, count = held + t.count * 4, count + 1
+    end
+  end
+  local refusal
+  local zero = tensor.zeros {}
+  local function source(layer, name, shape)
+    local key = core.shape_str(shape)
+    if (free[key] or 0) == 0 then
+      local n = 1
+      for _, d in ipairs(shape) do n = n * d end
+      refusal = ("%s: %s does not match its model config: layer '%s' creates a weight '%s' of shape %s (%s), "
+        .. "which the file does not hold (it holds %d weight%s, %s in all)")
+        :format(who, info.path, tostring(rawget(layer, "name")), tostring(name), key, human_bytes(n * 4), count,
+          count == 1 and "" or "s", human_bytes(held))
+      core.raise(refusal)
+    end
+    free[key] = free[key] - 1
+    return core.op("broadcast_to", zero, nil, nil, { ints = shape })
+  end
+  local prev = Layer.weight_source
+  Layer.weight_source = source
+  local res = { pcall(fn, ...) }
+  Layer.weight_source = prev
+  return res[1], res[2], refusal
+end
+
 --- save_weights(model, path): every weight, named by its path, in safetensors form.
 function M.save_weights(model, path)
   local entries = M.check_built(model, "save_weights")
@@ -107,10 +161,19 @@ function M.save_weights(model, path)
 end
 
 -- Checks every weight against the file, then assigns them all (or none).
-function M.assign_weights(model, info, who, skip_mismatch)
+-- fresh: the model was just built from this file (load_model), so each weight
+-- is read straight into its Variable, with no second copy.
+function M.assign_weights(model, info, who, skip_mismatch, fresh)
   if next(info.metadata) and not rawget(model, "built") and info.metadata.build_config then
     local ok, bc = pcall(json.decode, info.metadata.build_config)
-    if ok and type(bc) == "table" then model:build_from_config(bc) end
+    if ok and type(bc) == "table" then
+      local built, err, refusal = M.with_file_weights(info, who, model.build_from_config, model, bc)
+      if not built then
+        safetensors.close(info)
+        if refusal then core.raise(refusal) end
+        error(err, 0)
+      end
+    end
   end
   local entries = M.weight_entries(model)
   if #entries == 0 then
@@ -148,6 +211,13 @@ function M.assign_weights(model, info, who, skip_mismatch)
     core.raise(("%s: %s does not match the model: %s%s"):format(who, info.path, table.concat(shown, "; "), more))
   elseif #problems > 0 then
     for _, p in ipairs(problems) do io.stderr:write(("klua warning: %s: skipping: %s\n"):format(who, p)) end
+  end
+  if fresh then
+    local ok, err = pcall(function()
+      for _, e in ipairs(plan) do safetensors.read_into(info, e.path, e.var) end
+    end)
+    if not ok then safetensors.close(info); error(err, 0) end
+    return
   end
   local values = {}
   local ok, err = pcall(function()
