@@ -24,6 +24,7 @@ local ALLOWED = {
   ["klua.plot"] = "src/plot.c",
   ["klua.datasets"] = "src/idx.c",
   ["klua.utils"] = "src/kernels/io.c (clock, isatty, directory listing)",
+  ["klua.distribution.mpi"] = "src/dist/mpi.c (libklua_mpi.so, loaded at run time when MPI is installed)",
 }
 
 -- Direct uses of the C namespace, as Lua patterns over one line of code.

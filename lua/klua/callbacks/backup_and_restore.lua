@@ -2,6 +2,7 @@
 local core = require("klua.core")
 local saving = require("klua.saving")
 local Callback = require("klua.callbacks.callback")
+local distribution = require("klua.distribution")
 
 local BackupAndRestore = Callback:extend("BackupAndRestore")
 
@@ -26,6 +27,7 @@ function BackupAndRestore:__init(backup_dir, kw)
   self.path = backup_dir:gsub("/+$", "") .. "/backup.klua"
 end
 
+--- BackupAndRestore:set_callback_list(list): the other callbacks, whose state is backed up too (fit sets it).
 -- fit hands over its CallbackList so that the other callbacks' state is saved
 -- too, and with it the training data's generators (list.data_generators).
 function BackupAndRestore:set_callback_list(list) self.callback_list = list end
@@ -41,7 +43,7 @@ function BackupAndRestore:on_train_begin()
 end
 
 function BackupAndRestore:on_epoch_end(epoch)
-  if self.save_freq ~= "epoch" then return end
+  if self.save_freq ~= "epoch" or not distribution.is_chief() then return end   -- DataParallel: rank 0 writes
   local list = self.callback_list
   saving.save_training_state(self.model, self.path, {
     epoch = epoch, callbacks = list and list.callbacks, generators = list and list.data_generators,
@@ -49,7 +51,9 @@ function BackupAndRestore:on_epoch_end(epoch)
 end
 
 function BackupAndRestore:on_train_end()
-  if self.delete_checkpoint then os.remove(self.path) end
+  if self.delete_checkpoint and distribution.is_chief() then os.remove(self.path) end
+  -- DataParallel: no process starts another fit while the backup may still be there
+  if distribution.active() then distribution.barrier() end
 end
 
 return BackupAndRestore

@@ -9,7 +9,8 @@ local ProgbarLogger = require("klua.callbacks.progbar_logger")
 
 local CallbackList = class("CallbackList")
 
---- CallbackList(list, {add_history=, add_progbar=, model=, verbose=, epochs=, steps=})
+--- CallbackList{callbacks, add_history=false, add_progbar=false, model=nil, verbose=nil, epochs=nil, steps=nil}
+-- (also CallbackList(callbacks, {...})): what fit, evaluate and predict call hooks on: each hook forwards to every callback.
 function CallbackList:__init(list, kw)
   kw = kw or {}
   self.callbacks = {}
@@ -39,13 +40,29 @@ function CallbackList:__init(list, kw)
   self:set_params(params)
 end
 
+--- CallbackList:set_params(params): passes the run's params to every callback.
 function CallbackList:set_params(params)
   self.params = params
   for _, cb in ipairs(self.callbacks) do cb:set_params(params) end
 end
 
+--- CallbackList:append(callback): adds a callback (given the list's model and params).
 function CallbackList:append(cb) self.callbacks[#self.callbacks + 1] = cb; cb:set_model(self.model); cb:set_params(self.params) end
 
+--- CallbackList:on_train_begin(logs): calls on_train_begin of every callback (each hook below forwards the same way).
+--- CallbackList:on_train_end(logs): calls on_train_end of every callback.
+--- CallbackList:on_epoch_begin(epoch, logs): calls on_epoch_begin of every callback.
+--- CallbackList:on_epoch_end(epoch, logs): calls on_epoch_end of every callback.
+--- CallbackList:on_train_batch_begin(batch, logs): calls on_train_batch_begin of every callback.
+--- CallbackList:on_train_batch_end(batch, logs): calls on_train_batch_end of every callback.
+--- CallbackList:on_test_begin(logs): calls on_test_begin of every callback.
+--- CallbackList:on_test_end(logs): calls on_test_end of every callback.
+--- CallbackList:on_test_batch_begin(batch, logs): calls on_test_batch_begin of every callback.
+--- CallbackList:on_test_batch_end(batch, logs): calls on_test_batch_end of every callback.
+--- CallbackList:on_predict_begin(logs): calls on_predict_begin of every callback.
+--- CallbackList:on_predict_end(logs): calls on_predict_end of every callback.
+--- CallbackList:on_predict_batch_begin(batch, logs): calls on_predict_batch_begin of every callback.
+--- CallbackList:on_predict_batch_end(batch, logs): calls on_predict_batch_end of every callback.
 for _, h in ipairs(HOOKS) do
   CallbackList[h] = function(self, a, b)
     for _, cb in ipairs(self.callbacks) do cb[h](cb, a, b) end

@@ -2,6 +2,7 @@
 local core = require("klua.core")
 local Callback = require("klua.callbacks.callback")
 local monitor = require("klua.callbacks.monitor")
+local distribution = require("klua.distribution")
 
 local CSVLogger = Callback:extend("CSVLogger")
 
@@ -40,6 +41,7 @@ local function csv_field(s, sep)
 end
 
 function CSVLogger:on_train_begin()
+  if not distribution.is_chief() then return end   -- under DataParallel only rank 0 writes
   local has_header = false
   if self.append then
     local f = io.open(self.filename, "r")
@@ -56,6 +58,7 @@ function CSVLogger:on_train_begin()
 end
 
 function CSVLogger:on_epoch_end(epoch, logs)
+  if not self.file then return end
   logs = logs or {}
   if not self.keys then
     local keys = {}

@@ -7,8 +7,9 @@ local better, log_value, warn = monitor.better, monitor.log_value, monitor.warn
 
 local EarlyStopping = Callback:extend("EarlyStopping")
 
---- EarlyStopping{monitor="val_loss", min_delta=0, patience=0, verbose=0,
--- mode="auto", baseline=nil, restore_best_weights=false, start_from_epoch=0}
+--- EarlyStopping{monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=nil,
+-- restore_best_weights=false, start_from_epoch=0}: stops fit when the monitored value has not improved by
+-- min_delta for patience epochs.
 function EarlyStopping:__init(kw)
   Callback.__init(self)
   kw = kw or {}
@@ -56,11 +57,11 @@ end
 
 function EarlyStopping:on_train_end()
   if self.stopped_epoch > 0 and self.verbose > 0 then
-    print(("Epoch %d: early stopping"):format(self.stopped_epoch + 1))
+    monitor.print(("Epoch %d: early stopping"):format(self.stopped_epoch + 1))
   end
   if self.restore_best_weights and self.best_weights ~= nil then
     if self.verbose > 0 then
-      print(("Restoring model weights from the end of the best epoch: %d."):format(self.best_epoch + 1))
+      monitor.print(("Restoring model weights from the end of the best epoch: %d."):format(self.best_epoch + 1))
     end
     self.model:set_weights(self.best_weights)
   end

@@ -3,6 +3,7 @@ local Callback = require("klua.callbacks.callback")
 
 local History = Callback:extend("History")
 
+--- History(): records every epoch's logs in history.history (what fit returns, also model.history).
 function History:__init()
   Callback.__init(self)
   self.history, self.epoch = {}, {}

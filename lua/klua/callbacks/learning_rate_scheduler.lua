@@ -26,7 +26,7 @@ function LearningRateScheduler:on_epoch_begin(epoch)
   end
   opt.learning_rate = lr
   if self.verbose > 0 then
-    print(("\nEpoch %d: LearningRateScheduler setting learning rate to %s."):format(epoch + 1, tostring(lr)))
+    monitor.print(("\nEpoch %d: LearningRateScheduler setting learning rate to %s."):format(epoch + 1, tostring(lr)))
   end
 end
 

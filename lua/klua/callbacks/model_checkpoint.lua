@@ -8,9 +8,10 @@ local better, log_value, warn = monitor.better, monitor.log_value, monitor.warn
 
 local ModelCheckpoint = Callback:extend("ModelCheckpoint")
 
---- ModelCheckpoint(filepath, {monitor="val_loss", verbose=0, save_best_only=false,
--- save_weights_only=false, mode="auto", save_freq="epoch", initial_value_threshold=nil}).
--- filepath may name log values and the 1-based epoch: "ckpt-{epoch:02d}-{val_loss:.2f}.klua".
+--- ModelCheckpoint{filepath, monitor="val_loss", verbose=0, save_best_only=false, save_weights_only=false, mode="auto",
+-- save_freq="epoch", initial_value_threshold=nil} (also ModelCheckpoint(filepath, {...})): saves the model (or its
+-- weights) each epoch or every save_freq batches; filepath may name log values and the 1-based epoch:
+-- "ckpt-{epoch:02d}-{val_loss:.2f}.klua".
 function ModelCheckpoint:__init(filepath, kw)
   Callback.__init(self)
   if type(filepath) == "table" and kw == nil then kw, filepath = filepath, filepath.filepath end
@@ -57,16 +58,16 @@ function ModelCheckpoint:_save(epoch, logs)
     end
     if not better(self.mode, current, self.best) then
       if self.verbose > 0 then
-        print(("\nEpoch %d: %s did not improve from %.5f"):format(epoch + 1, self.monitor, self.best))
+        monitor.print(("\nEpoch %d: %s did not improve from %.5f"):format(epoch + 1, self.monitor, self.best))
       end
       return
     end
     if self.verbose > 0 then
-      print(("\nEpoch %d: %s improved from %.5f to %.5f, saving model to %s"):format(epoch + 1, self.monitor, self.best, current, path))
+      monitor.print(("\nEpoch %d: %s improved from %.5f to %.5f, saving model to %s"):format(epoch + 1, self.monitor, self.best, current, path))
     end
     self.best = current
   elseif self.verbose > 0 then
-    print(("\nEpoch %d: saving model to %s"):format(epoch + 1, path))
+    monitor.print(("\nEpoch %d: saving model to %s"):format(epoch + 1, path))
   end
   if self.save_weights_only then self.model:save_weights(path) else self.model:save(path) end
   self.last_saved = path

@@ -2,10 +2,14 @@
 -- A logged value, the min/max mode of a monitored one and its improvement
 -- test, the warning channel; the learning rate for the two callbacks that change it.
 local core = require("klua.core")
+local distribution = require("klua.distribution")
 
 local M = {}
 
 function M.warn(msg) io.stderr:write("klua warning: ", msg, "\n") end
+
+--- print(...): print, on rank 0 only under a multi-process distribution.
+function M.print(...) if distribution.is_chief() then print(...) end end
 
 -- "min" or "max" for a monitored quantity (Keras's mode="auto").
 local HIGHER = { "acc", "accuracy", "auc", "precision", "recall", "f1", "fbeta", "iou" }

@@ -1,6 +1,7 @@
 -- progbar_logger.lua — ProgbarLogger: the epoch header and progress bar of verbose=1 or 2.
 local Callback = require("klua.callbacks.callback")
 local Progbar = require("klua.progbar")
+local distribution = require("klua.distribution")
 
 local ProgbarLogger = Callback:extend("ProgbarLogger")
 
@@ -19,6 +20,7 @@ function ProgbarLogger:set_params(params)
   Callback.set_params(self, params)
   local v = params.verbose
   if v == nil or v == "auto" then v = 1 end
+  if not distribution.is_chief() then v = 0 end   -- under DataParallel only rank 0 prints
   self.verbose = v
   self.epochs = params.epochs or 1
   self.target = params.steps

@@ -8,8 +8,8 @@ local WHO = "ReduceLROnPlateau"
 
 local ReduceLROnPlateau = Callback:extend("ReduceLROnPlateau")
 
---- ReduceLROnPlateau{monitor="val_loss", factor=0.1, patience=10, verbose=0,
--- mode="auto", min_delta=1e-4, cooldown=0, min_lr=0}
+--- ReduceLROnPlateau{monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4, cooldown=0,
+-- min_lr=0}: multiplies the learning rate by factor when the monitored value has not improved for patience epochs.
 function ReduceLROnPlateau:__init(kw)
   Callback.__init(self)
   kw = kw or {}
@@ -59,7 +59,7 @@ function ReduceLROnPlateau:on_epoch_end(epoch, logs)
         local new = math.max(old * self.factor, self.min_lr)
         opt.learning_rate = new
         if self.verbose > 0 then
-          print(("\nEpoch %d: ReduceLROnPlateau reducing learning rate to %s."):format(epoch + 1, tostring(new)))
+          monitor.print(("\nEpoch %d: ReduceLROnPlateau reducing learning rate to %s."):format(epoch + 1, tostring(new)))
         end
         self.cooldown_counter = self.cooldown
         self.wait = 0

@@ -260,7 +260,9 @@ local function check_base_args(self, who, kw)
   self.loss_scale_factor = lsf
 end
 
---- Optimizer{learning_rate=, ...} or Optimizer(learning_rate, {...}).
+--- Optimizer{learning_rate=0.001, name=nil, weight_decay=nil, clipnorm=nil, clipvalue=nil, global_clipnorm=nil,
+-- use_ema=false, ema_momentum=0.99, ema_overwrite_frequency=nil, loss_scale_factor=nil, gradient_accumulation_steps=nil}
+-- (also Optimizer(learning_rate, {...})): the base class of optimizers; every optimizer takes these arguments besides its own.
 function Optimizer:__init(a, b)
   local cls = getmetatable(self)
   local who = cls.__name
@@ -549,9 +551,8 @@ local function ptr_array(n)
   return b
 end
 
---- apply_gradients(grads, vars) or apply_gradients(klua.zip(grads, vars)).
--- grads may have nil holes (variables the loss does not depend on): those
--- variables are skipped, with a warning the first time.
+--- Optimizer:apply_gradients(grads, vars): one update of each variable from its gradient (also apply(...) and
+-- apply_gradients(klua.zip(grads, vars))); nil gradients are skipped with a warning the first time.
 function Optimizer:apply_gradients(grads, vars)
   local who = who_of(self) .. ".apply_gradients"
   if type(grads) ~= "table" then raise(who .. ": expected a list of gradients and a list of variables, or a list of {gradient, variable} pairs") end
@@ -789,6 +790,7 @@ function Optimizer:_set_scalar(v, x) write1(v, x) end
 
 -- Config --------------------------------------------------------------------------
 
+--- Optimizer:get_config(): the optimizer's arguments as a table (a schedule serialized); from_config rebuilds it.
 function Optimizer:get_config()
   local cls = getmetatable(self)
   local cfg = { name = self.name }

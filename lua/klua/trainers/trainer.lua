@@ -44,8 +44,8 @@ end
 local COMPILE_ARGS = set { "optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
   "steps_per_execution", "jit_compile", "auto_scale_loss" }
 
---- compile{optimizer="rmsprop", loss=, loss_weights=, metrics=, weighted_metrics=}
--- or compile(optimizer, {loss=, ...}).
+--- Model:compile{optimizer="rmsprop", loss=nil, loss_weights=nil, metrics=nil, weighted_metrics=nil}
+-- (also compile(optimizer, {loss=, ...})): sets up training: the optimizer, losses and metrics, by object or name.
 local function compile(self, a, b)
   local kw
   if type(a) == "table" and getmetatable(a) == nil and b == nil then
@@ -69,6 +69,7 @@ local function compile(self, a, b)
   rawset(self, "compiled", true)
 end
 
+--- Model:reset_metrics(): resets the state of the compiled loss tracker and metrics.
 local function reset_metrics(self)
   local c = rawget(self, "_compiled")
   if c then c:reset() end
@@ -318,6 +319,7 @@ local function test_on_batch(self, a, b, c)
   return ordered_result(self, scalars(logs), kw.return_dict)
 end
 
+--- Model:predict_on_batch(x): the model's output for one batch (inference mode, no callbacks).
 local function predict_on_batch(self, x)
   return self:predict_step({ to_tensors(x, "predict_on_batch", "x") })
 end
