@@ -3,15 +3,17 @@
  * is not a terminal, and the interactive REPL (lua/klua/repl.lua) otherwise.
  *
  * What lives here rather than in Lua: finding the Lua library next to the
- * executable, line editing (GNU readline with our own key reader, so Ctrl-C at
- * the prompt only clears the line), and the SIGINT handler that interrupts a
- * running chunk. Those three are offered to Lua as the module `klua.host`.
- * The REPL itself (evaluation, printing, completion, help) is Lua.
+ * executable, line editing (libedit by default, GNU readline with
+ * `make READLINE=gnu`; our own key reader, so Ctrl-C at the prompt only clears
+ * the line), and the SIGINT handler that interrupts a running chunk. Those
+ * three are offered to Lua as the module `klua.host`. The REPL itself
+ * (evaluation, printing, completion, help) is Lua.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef KLUA_GNU_READLINE
 #include <readline/history.h>
 #include <readline/readline.h>
+#define LINE_EDITOR "GNU readline"
+#else
+#include <editline/readline.h> /* libedit's readline emulation */
+#define LINE_EDITOR "libedit"
+#endif
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -182,22 +190,147 @@ static int l_pcall(lua_State *L) {
   return lua_gettop(L);
 }
 
+/* ---- line editing ------------------------------------------------------------
+ * Through the readline API subset that both libedit's readline emulation
+ * (the default: BSD-licensed) and GNU readline (`make READLINE=gnu`) provide:
+ * readline(), add_history(), stifle_history(), rl_getc_function,
+ * rl_attempted_completion_function, rl_add_defun(), rl_done,
+ * rl_resize_terminal(), rl_echo_signal_char(). The history file is read and
+ * written here, as plain lines: the two libraries' own file formats differ.
+ *
+ * Ctrl-C at the prompt: readline runs synchronously with our key reader
+ * (klua_getc), and SIGINT and SIGWINCH stay blocked except inside its
+ * pselect(), so a Ctrl-C is never lost between a check and a wait. The reader
+ * turns a Ctrl-C into the key C-c (whether the terminal sent the signal or,
+ * with ISIG off, the byte), which is bound to interrupt_key: it sets rl_done,
+ * which ends the line in GNU readline and makes libedit's el_gets() return.
+ * readline() then returns normally, with the terminal restored: no longjmp
+ * out of the library. */
+enum { KEY_INTERRUPT = 3 };
+static sigset_t wait_mask;          /* the mask inside pselect(): signals let in */
+static int line_interrupted, editor_ready;
 static int completer_ref = LUA_NOREF;
 
-/* Readline asks for completions of `text` (the chain before the cursor, cut at
- * rl_completer_word_break_characters); the Lua completer returns the full
- * candidate words. matches[0] must be their longest common prefix. */
+static int interrupt_key(int count, int key) {
+  (void)count; (void)key;
+  line_interrupted = 1;
+  rl_done = 1;
+  return 0;
+}
+
+/* While a line is read the terminal is kept at VMIN=0 (read never blocks);
+ * the library restores its saved settings when the line ends. Checked on
+ * every key: a mode change inside the library (a quoted insert) resets it.
+ * NOTE: the tty driver flushes unread input when it sends SIGINT, so a byte
+ * that pselect() reported can be gone when read() runs: a blocking read would
+ * hang the prompt there. */
+static void clear_vmin(int fd) {
+  struct termios t;
+  if (tcgetattr(fd, &t) == 0 && (t.c_cc[VMIN] != 0 || t.c_cc[VTIME] != 0)) {
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 0;
+    tcsetattr(fd, TCSANOW, &t);
+  }
+}
+
+#ifndef KLUA_GNU_READLINE
+/* libedit prints the prompt before it leaves cooked mode (at the first key):
+ * keys typed in between would be echoed twice and a ^D taken as the tty's
+ * end of file. GNU readline prepares the terminal first; here we ask libedit
+ * to, just before it prints the prompt. */
+static int prepare_terminal(void) {
+  rl_prep_terminal(0);
+  return 0;
+}
+#endif
+
+static int read_byte(int fd) {
+  int was_readable = 0;
+  clear_vmin(fd);
+  for (;;) {
+    if (got_sigint) {
+      got_sigint = 0;
+#ifdef KLUA_GNU_READLINE
+      rl_echo_signal_char(SIGINT); /* libedit's only edits its display buffer: see l_readline */
+#endif
+      line_interrupted = 1;
+      return KEY_INTERRUPT;
+    }
+    unsigned char c;
+    ssize_t n = read(fd, &c, 1);
+    if (n == 1) {
+      if (c == KEY_INTERRUPT) line_interrupted = 1; /* ISIG off: the byte itself */
+      return c;
+    }
+    if (n < 0 && errno != EINTR && errno != EAGAIN) return EOF;
+    if (n == 0 && was_readable) {
+      /* readable yet empty: end of input, unless a Ctrl-C just flushed it */
+      sigset_t pending;
+      sigpending(&pending);
+      if (!sigismember(&pending, SIGINT)) return EOF;
+    }
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(fd, &fds);
+    int r = pselect(fd + 1, &fds, NULL, NULL, NULL, &wait_mask);
+    if (got_sigwinch) {
+      got_sigwinch = 0;
+      rl_resize_terminal();
+    }
+    if (r < 0 && errno != EINTR) return EOF;
+    was_readable = r > 0;
+  }
+}
+
+#ifdef KLUA_GNU_READLINE
+/* GNU readline reads bytes and decodes UTF-8 itself. */
+static int klua_getc(FILE *stream) {
+  return read_byte(stream ? fileno(stream) : STDIN_FILENO);
+}
+#else
+/* libedit's readline emulation takes what this returns as one wide
+ * character: a UTF-8 sequence is decoded here into its code point (an
+ * invalid one gives U+FFFD, and the byte that broke it is read again). */
+static int pushed_back = -1;
+
+static int klua_getc(FILE *stream) {
+  int fd = stream ? fileno(stream) : STDIN_FILENO; /* libedit passes NULL */
+  int c = pushed_back >= 0 ? pushed_back : read_byte(fd);
+  pushed_back = -1;
+  if (c < 0xC0 || c > 0xF4 || line_interrupted) return c;
+  int more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : 1;
+  int cp = c & (0x3F >> more);
+  for (int k = 0; k < more; k++) {
+    int b = read_byte(fd);
+    if (b == EOF || line_interrupted || (b & 0xC0) != 0x80) {
+      pushed_back = b == EOF ? -1 : b;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  return cp;
+}
+#endif
+
+/* Readline asks for completions of `text` (the word before the cursor, cut
+ * at the word-break characters); the Lua completer gets it with the line up
+ * to the cursor and returns the full candidate words. matches[0] must be
+ * their longest common prefix. */
 static char **attempted_completion(const char *text, int start, int end) {
+  (void)start; (void)end; /* libedit counts them in characters, GNU in bytes */
   rl_attempted_completion_over = 1; /* never fall back to file names */
   rl_completion_append_character = '\0';
   lua_State *L = globalL;
   if (completer_ref == LUA_NOREF) return NULL;
+  size_t point = rl_line_buffer && rl_point > 0 ? strnlen(rl_line_buffer, (size_t)rl_point) : 0;
+  size_t tlen = strlen(text);
+  if (tlen > point) tlen = point;
   int top = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, completer_ref);
   lua_pushstring(L, text);
-  lua_pushstring(L, rl_line_buffer);
-  lua_pushinteger(L, start + 1);
-  lua_pushinteger(L, end);
+  lua_pushlstring(L, point ? rl_line_buffer : "", point);
+  lua_pushinteger(L, (lua_Integer)(point - tlen + 1));
+  lua_pushinteger(L, (lua_Integer)point);
   if (lua_pcall(L, 4, 1, 0) != 0 || !lua_istable(L, -1)) {
     lua_settop(L, top);
     return NULL;
@@ -230,7 +363,38 @@ static char **attempted_completion(const char *text, int start, int end) {
   return m;
 }
 
-/* host.set_completer(fn(text, line, start, stop) -> {candidates}) */
+/* '.' and ':' are not breaks: `klua.layers.De` and `x:res` complete as one word. */
+static char word_breaks[] = " \t\n\"\\'`@$><=;|&{(,+-*/%^~#[]})";
+
+/* Set up on the first prompt only: scripts never pay for it. */
+static void init_line_editor(void) {
+  if (editor_ready) return;
+  editor_ready = 1;
+  /* UTF-8 input: libedit decodes keys with the C library's multibyte functions,
+   * which drop every non-ASCII byte in the default "C" locale. Only LC_CTYPE:
+   * number formatting (LC_NUMERIC) stays "C" for Lua. */
+  const char *loc = setlocale(LC_CTYPE, "");
+  if (!loc || MB_CUR_MAX == 1) setlocale(LC_CTYPE, "C.UTF-8");
+  rl_readline_name = "klua"; /* $if klua in ~/.inputrc; libedit reads ~/.editrc */
+  rl_catch_signals = 0;      /* our handlers, see l_readline */
+  rl_catch_sigwinch = 0;
+  rl_getc_function = klua_getc;
+  rl_attempted_completion_function = attempted_completion;
+  rl_completer_word_break_characters = word_breaks;
+#ifndef KLUA_GNU_READLINE
+  rl_basic_word_break_characters = word_breaks; /* what libedit's rl_complete cuts at */
+  rl_pre_input_hook = prepare_terminal;
+#endif
+  rl_initialize();
+  rl_add_defun("klua-interrupt", interrupt_key, KEY_INTERRUPT);
+#ifdef KLUA_GNU_READLINE
+  rl_basic_quote_characters = NULL; /* a `"` before the word is not a delimiter to re-append */
+  rl_bind_key_in_map(KEY_INTERRUPT, interrupt_key, vi_insertion_keymap);
+  rl_bind_key_in_map(KEY_INTERRUPT, interrupt_key, vi_movement_keymap);
+#endif
+}
+
+/* host.set_completer(fn(text, line_to_cursor, start, stop) -> {candidates}) */
 static int l_set_completer(lua_State *L) {
   if (completer_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, completer_ref);
   completer_ref = LUA_NOREF;
@@ -268,72 +432,11 @@ static int plain_readline(lua_State *L, const char *prompt) {
   return 1;
 }
 
-/* Reading keys. Readline runs synchronously with our getc: SIGINT and
- * SIGWINCH stay blocked except inside pselect(), so a Ctrl-C is never lost
- * between a check and a wait. A Ctrl-C becomes the key C-c, bound to
- * interrupt_key, which ends the line as "interrupted".
- * NOTE: the tty driver flushes unread input when it sends SIGINT, so a byte
- * that pselect() reported can be gone when read() runs: the terminal is set
- * to VMIN=0 (read never blocks) to keep that from hanging the prompt. */
-enum { KEY_INTERRUPT = 3 };
-static sigset_t wait_mask;          /* the mask inside pselect(): signals let in */
-static int line_interrupted;
-
-static int interrupt_key(int count, int key) {
-  (void)count; (void)key;
-  line_interrupted = 1;
-  rl_done = 1;
-  return 0;
-}
-
-static int klua_getc(FILE *stream) {
-  int fd = fileno(stream), was_readable = 0;
-  for (;;) {
-    if (got_sigint) {
-      got_sigint = 0;
-      rl_echo_signal_char(SIGINT);
-      line_interrupted = 1;
-      rl_done = 1;
-      return KEY_INTERRUPT;
-    }
-    unsigned char c;
-    ssize_t n = read(fd, &c, 1);
-    if (n == 1) return c;
-    if (n < 0 && errno != EINTR && errno != EAGAIN) return EOF;
-    if (n == 0 && was_readable) {
-      /* readable yet empty: end of input, unless a Ctrl-C just flushed it */
-      sigset_t pending;
-      sigpending(&pending);
-      if (!sigismember(&pending, SIGINT)) return EOF;
-    }
-    fd_set fds;
-    FD_ZERO(&fds);
-    FD_SET(fd, &fds);
-    int r = pselect(fd + 1, &fds, NULL, NULL, NULL, &wait_mask);
-    if (got_sigwinch) {
-      got_sigwinch = 0;
-      rl_resize_terminal();
-    }
-    if (r < 0 && errno != EINTR) return EOF;
-    was_readable = r > 0;
-  }
-}
-
-static void prep_terminal(int meta) {
-  rl_prep_terminal(meta);
-  int fd = fileno(rl_instream ? rl_instream : stdin);
-  struct termios t;
-  if (tcgetattr(fd, &t) == 0) {
-    t.c_cc[VMIN] = 0;
-    t.c_cc[VTIME] = 0;
-    tcsetattr(fd, TCSANOW, &t); /* readline restores its saved settings after the line */
-  }
-}
-
 /* host.readline(prompt) -> line | nil (end of input) | false (Ctrl-C) */
 static int l_readline(lua_State *L) {
   const char *prompt = luaL_optstring(L, 1, "> ");
   if (!isatty(STDIN_FILENO)) return plain_readline(L, prompt);
+  init_line_editor();
 
   sigset_t block;
   sigemptyset(&block);
@@ -342,6 +445,9 @@ static int l_readline(lua_State *L) {
   sigprocmask(SIG_BLOCK, &block, &wait_mask);
   got_sigint = 0;
   line_interrupted = 0;
+#ifndef KLUA_GNU_READLINE
+  pushed_back = -1;
+#endif
   sig_mode = SIG_READLINE;
   fflush(stdout);
   char *line = readline(prompt);
@@ -349,6 +455,9 @@ static int l_readline(lua_State *L) {
   sigprocmask(SIG_SETMASK, &wait_mask, NULL);
   if (line_interrupted) {
     free(line);
+#ifndef KLUA_GNU_READLINE
+    fputs("^C", stdout);
+#endif
     fputc('\n', stdout);
     fflush(stdout);
     lua_pushboolean(L, 0);
@@ -362,34 +471,87 @@ static int l_readline(lua_State *L) {
 }
 
 static int l_add_history(lua_State *L) {
+  init_line_editor();
   add_history(luaL_checkstring(L, 1));
   return 0;
 }
 
-/* host.load_history(path, max): read the file (a missing one is fine), keep at
- * most max entries in memory and in the file. */
+/* host.load_history(path, max): the file's last max lines (a missing file is
+ * fine) become the history; a longer file is cut to them. One entry a line,
+ * plain text: a libedit-format file's "_HiStOrY_V2_" header line is skipped. */
 static int l_load_history(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int max = (int)luaL_optinteger(L, 2, 1000);
+  if (max < 1) max = 1;
+  init_line_editor();
   stifle_history(max);
-  read_history(path);
-  history_truncate_file(path, max);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char **ring = calloc((size_t)max, sizeof *ring);
+  if (!ring) { fclose(f); return 0; }
+  long total = 0;
+  char *buf = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  while ((len = getline(&buf, &cap, f)) >= 0) {
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
+    if (len == 0 || (total == 0 && strcmp(buf, "_HiStOrY_V2_") == 0)) continue;
+    char **slot = &ring[total % max];
+    free(*slot);
+    *slot = strdup(buf);
+    total++;
+  }
+  free(buf);
+  fclose(f);
+  long kept = total < max ? total : max;
+  for (long i = total - kept; i < total; i++)
+    if (ring[i % max]) add_history(ring[i % max]);
+  if (total > max) { /* rewrite the file with the kept lines: temporary + rename */
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    int fd = tmp ? (snprintf(tmp, n, "%s.tmp%d", path, (int)getpid()),
+                    open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600)) : -1;
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (out) {
+      int ok = 1;
+      for (long i = total - kept; i < total; i++)
+        if (ring[i % max] && fprintf(out, "%s\n", ring[i % max]) < 0) ok = 0;
+      if (fclose(out) != 0) ok = 0;
+      if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    } else if (fd >= 0) {
+      close(fd);
+      unlink(tmp);
+    }
+    free(tmp);
+  }
+  for (int i = 0; i < max; i++) free(ring[i]);
+  free(ring);
   return 0;
 }
 
-/* host.append_history(path): write the newest entry now, so history survives
+/* host.append_history(path, line): write the entry now, so history survives
  * a crash or a killed terminal. The file is private (it may hold secrets). */
 static int l_append_history(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  size_t n;
+  const char *line = luaL_checklstring(L, 2, &n);
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
   if (fd < 0) {
     lua_pushnil(L);
     lua_pushstring(L, strerror(errno));
     return 2;
   }
+  /* one write: concurrent sessions' lines do not interleave */
+  char *rec = malloc(n + 1);
+  ssize_t w = -1;
+  if (rec) {
+    for (size_t i = 0; i < n; i++) rec[i] = line[i] == '\n' ? ' ' : line[i];
+    rec[n] = '\n';
+    w = write(fd, rec, n + 1);
+    free(rec);
+  }
   close(fd);
-  int rc = append_history(1, path);
-  lua_pushboolean(L, rc == 0);
+  lua_pushboolean(L, w == (ssize_t)(n + 1));
   return 1;
 }
 
@@ -417,6 +579,12 @@ static int l_version(lua_State *L) {
   return 1;
 }
 
+/* host.line_editor() -> "libedit" | "GNU readline": what this build links */
+static int l_line_editor(lua_State *L) {
+  lua_pushstring(L, LINE_EDITOR);
+  return 1;
+}
+
 static int luaopen_klua_host(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"pcall", l_pcall},
@@ -428,25 +596,12 @@ static int luaopen_klua_host(lua_State *L) {
       {"isatty", l_isatty},
       {"clock", l_clock},
       {"version", l_version},
+      {"line_editor", l_line_editor},
       {NULL, NULL},
   };
   lua_newtable(L);
   luaL_register(L, NULL, fns);
   return 1;
-}
-
-static void init_readline(void) {
-  rl_readline_name = "klua"; /* for $if klua in ~/.inputrc */
-  rl_catch_signals = 0;      /* our handlers, see l_readline */
-  rl_catch_sigwinch = 0;
-  rl_attempted_completion_function = attempted_completion;
-  rl_getc_function = klua_getc;
-  rl_prep_term_function = prep_terminal;
-  rl_bind_key_in_map(KEY_INTERRUPT, interrupt_key, emacs_standard_keymap);
-  rl_bind_key_in_map(KEY_INTERRUPT, interrupt_key, vi_insertion_keymap);
-  rl_bind_key_in_map(KEY_INTERRUPT, interrupt_key, vi_movement_keymap);
-  /* '.' and ':' are not breaks: `klua.layers.De` and `x:res` complete as one word. */
-  rl_completer_word_break_characters = " \t\n\"\\'`@$><=;|&{(,+-*/%^~#[]})";
 }
 
 /* ---- start-up ------------------------------------------------------------------ */
@@ -566,7 +721,6 @@ int main(int argc, char **argv) {
   lua_pushcfunction(L, luaopen_klua_host);
   lua_setfield(L, -2, "klua.host");
   lua_pop(L, 2);
-  init_readline();
   install_signal_handlers();
 
   /* First pass: find the script and the flags that change what runs. */

@@ -7,14 +7,46 @@ local tmpdir, remove_tree = helpers.tmpdir, helpers.remove_tree
 
 local PROMPT = "klua> "
 
+-- The executables under test: the default build (libedit), and the same
+-- main.c against GNU readline (`make READLINE=gnu`) when its headers are
+-- installed, built beside it in $KLUA_BUILD (linked against the library
+-- already built there: -o keeps make from rebuilding it).
+local ROOT = io.popen("pwd"):read("*l")
+local function absolute(path) return path:sub(1, 1) == "/" and path or (ROOT .. "/" .. path) end
+
+local function variants()
+  local list = { { name = "default build", exe = absolute(helpers.EXE) } }
+  local build = os.getenv("KLUA_BUILD") or "build"
+  -- (not in a sanitizer build: main.c would need its flags; build-asan/.san marks one)
+  if not os.getenv("KLUA_EXE") and helpers.exists("/usr/include/readline/readline.h")
+     and not helpers.exists(build .. "/.san") then
+    local out, code = helpers.shell(("make -s BUILD=%s -o %s/libklua.so %s/klua-gnu"):format(build, build, build))
+    if code == 0 then
+      list[#list + 1] = { name = "READLINE=gnu", exe = absolute(build .. "/klua-gnu") }
+    else
+      print("repl_spec: could not build the GNU readline variant:\n" .. out)
+    end
+  end
+  return list
+end
+
+-- What an executable links for line editing, as it reports it.
+local function line_editor(exe)
+  local out = helpers.shell(exe .. [[ -e 'io.write(require("klua.host").line_editor())']])
+  return out
+end
+
+for _, variant in ipairs(variants()) do
+local EXE = variant.exe
+
 -- A REPL on a fresh terminal, isolated from the user's setup.
-local function start(args, env)
-  local argv = { helpers.EXE }
+local function start(args, env, opts)
+  local argv = { EXE }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
   local e = { TERM = "xterm", INPUTRC = "/dev/null", NO_COLOR = "1", KLUA_HISTORY = false,
               LUA_PATH = false, LUA_INIT = false, HOME = tmpdir() }
   for k, v in pairs(env or {}) do e[k] = v end
-  local s = pty.spawn(argv, { env = e })
+  local s = pty.spawn(argv, { env = e, cwd = opts and opts.cwd, cols = opts and opts.cols })
   s.home = e.HOME
   return s
 end
@@ -26,8 +58,8 @@ local function run(s, line)
   return s:expect(PROMPT)
 end
 
-local function session(args, env)
-  local s = start(args, env)
+local function session(args, env, opts)
+  local s = start(args, env, opts)
   finally(function()
     s:close()
     if s.home then remove_tree(s.home) end
@@ -36,7 +68,7 @@ local function session(args, env)
   return s
 end
 
-describe("the klua REPL on a terminal", function()
+describe("the klua REPL on a terminal (" .. variant.name .. ", " .. line_editor(EXE) .. ")", function()
   it("shows the value of an expression without = or return, and all of several values", function()
     local s = session()
     assert.are.equal("42\n", run(s, "6 * 7"))
@@ -56,6 +88,26 @@ describe("the klua REPL on a terminal", function()
     assert.are.equal("6\n", run(s, "x:sum():item()"))
   end)
 
+  it("runs an input ending in ; without showing its value", function()
+    local s = session()
+    assert.are.equal("", run(s, "6 * 7;"))
+    assert.are.equal("", run(s, "z = klua.ones{2};"))
+    assert.are.equal("2\n", run(s, "z:sum():item()"))
+    assert.are.equal("", run(s, "z:sum():item();"))
+    assert.are.equal("2\n", run(s, "_"))          -- a hidden value does not become _
+  end)
+
+  it("keeps every value shown in the list _RESULTS", function()
+    local s = session()
+    run(s, "6 * 7")
+    run(s, "'two'")
+    run(s, "nothing = nil")
+    run(s, "1 + 1;")
+    assert.are.equal('{42, "two"}\n', run(s, "_RESULTS"))
+    assert.are.equal("42\n", run(s, "_RESULTS[1]"))
+    assert.are.equal("3\n", run(s, "#_RESULTS"))  -- _RESULTS[1] was shown and kept; the list itself is not
+  end)
+
   it("continues a multi-line function definition with a continuation prompt", function()
     local s = session()
     s:send("function sq(a)\r")
@@ -70,6 +122,16 @@ describe("the klua REPL on a terminal", function()
     s:send("2, 3}\r")
     s:expect(PROMPT)
     assert.are.equal("3\n", run(s, "#t"))
+  end)
+
+  it("drops unfinished multi-line input on Ctrl-C", function()
+    local s = session()
+    s:send("function never(a)\r")
+    s:expect("  ... ")
+    s:send("return a\3")
+    s:expect(PROMPT)
+    assert.are.equal("nil\n", run(s, "never"))
+    assert.are.equal("42\n", run(s, "6 * 7"))
   end)
 
   it("completes a tensor method, a module field and a global with Tab", function()
@@ -89,6 +151,38 @@ describe("the klua REPL on a terminal", function()
     s:expect(PROMPT)
   end)
 
+  it("lists the candidates on a second Tab, without names starting with _", function()
+    local s = session()
+    run(s, "obj = {alpha = 1, alpine = 2, _alsohidden = 3}")
+    s:send("obj.alp\t\t")              -- nothing to add: the second Tab lists
+    local shown = s:expect("obj.alpine")
+    s:send("\3")
+    s:expect(PROMPT)
+    assert.truthy((shown .. "obj.alpine"):find("obj.alpha", 1, true))
+    assert.is_nil(s.raw:find("_alsohidden", #s.raw - 400, true) and s:output():find("obj._alsohidden", 1, true))
+  end)
+
+  it("completes file names inside a string", function()
+    local dir = tmpdir()
+    finally(function() remove_tree(dir) end)
+    helpers.write_file(dir .. "/digits_train.csv", "")
+    helpers.write_file(dir .. "/digits_test.csv", "")
+    os.execute("mkdir " .. helpers.shell_quote(dir .. "/pictures"))
+    helpers.write_file(dir .. "/pictures/cat.png", "")
+    local s = session({}, nil, { cwd = dir })
+    s:send('f = io.open("digits_tr\t')
+    s:expect('io.open("digits_train.csv')
+    s:send('")\r')
+    s:expect(PROMPT)
+    assert.are.equal("true\n", run(s, "f ~= nil"))
+    s:send('klua.image.read_png("pic\t')
+    s:expect('read_png("pictures/')
+    s:send("c\t")
+    s:expect("at.png")
+    s:send("\3")
+    s:expect(PROMPT)
+  end)
+
   it("keeps history in ~/.klua_history across sessions", function()
     local home = tmpdir()
     finally(function() remove_tree(home) end)
@@ -99,7 +193,8 @@ describe("the klua REPL on a terminal", function()
     s1:send("\4")                -- Ctrl-D ends the session
     assert.are.equal(0, s1:wait())
     local saved = helpers.read_file(home .. "/.klua_history")
-    assert.matches("hist_marker = 41 %+ 1", saved)
+    assert.matches("hist_marker = 41 %+ 1\n", saved)
+    assert.are.equal("-rw-------", helpers.shell("stat -c %A " .. helpers.shell_quote(home .. "/.klua_history")):match("%S+"))
 
     local s2 = start({}, { HOME = home })
     finally(function() s2:close() end)
@@ -109,6 +204,45 @@ describe("the klua REPL on a terminal", function()
     s2:send("\r")
     s2:expect(PROMPT)
     assert.are.equal("42\n", run(s2, "hist_marker"))
+  end)
+
+  it("keeps history in $KLUA_HISTORY, cut to the last 1000 lines", function()
+    local dir = tmpdir()
+    finally(function() remove_tree(dir) end)
+    local path = dir .. "/hist"
+    local lines = {}
+    for i = 1, 1005 do lines[i] = "old_line_" .. i end
+    helpers.write_file(path, table.concat(lines, "\n") .. "\n")
+    local s = session({}, { KLUA_HISTORY = path })
+    s:send("\27[A")
+    s:expect("old_line_1005")
+    s:send("\3")
+    s:expect(PROMPT)
+    run(s, "newest = 1")
+    local kept = "\n" .. helpers.read_file(path)
+    assert.is_nil(kept:find("\nold_line_5\n", 1, true))
+    assert.truthy(kept:find("\nold_line_6\n", 1, true))
+    assert.truthy(kept:find("old_line_1005\nnewest = 1\n", 1, true))
+  end)
+
+  it("searches the history backwards with Ctrl-R", function()
+    local s = session()
+    run(s, "hits = (hits or 0) + 1")
+    run(s, "6 * 7")
+    s:send("\18hits")            -- Ctrl-R, then part of the line
+    s:drain(200)
+    s:send("\r")
+    s:expect(PROMPT)
+    assert.are.equal("2\n", run(s, "hits"))
+  end)
+
+  it("reads UTF-8 input, and Backspace deletes a whole character", function()
+    local s = session({}, { LANG = false, LC_ALL = false, LC_CTYPE = false })
+    run(s, 's = "héllo 日本"')
+    assert.are.equal("13\n", run(s, "#s"))   -- the bytes of the UTF-8 text
+    s:send('t = "éa\127\127"\r')  -- two Backspaces remove "a" and "é"
+    s:expect(PROMPT)
+    assert.are.equal("0\n", run(s, "#t"))
   end)
 
   it("prints an error with a short traceback and returns to a working prompt", function()
@@ -163,7 +297,7 @@ describe("the klua REPL on a terminal", function()
     assert.matches("klua%.doc%.register%(obj, {signature=", run(s, "help(klua.doc.register)"))
     assert.matches("help%(%[value%]%)", run(s, "?help"))
     assert.matches("Prints the doc string", run(s, "klua.doc.help?"))
-    assert.matches("defined at .*tensor%.lua", run(s, "help(klua.ones)"))
+    assert.matches("klua%.ones%(shape%)", run(s, "help(klua.ones)"))
     assert.matches("Methods.*reshape", run(s, "help(klua.ones{2})"))
     assert.matches("%%time", run(s, "help()"))
     assert.matches("no value or doc string named klua%.nothing_here", run(s, "?klua.nothing_here"))
@@ -183,6 +317,16 @@ describe("the klua REPL on a terminal", function()
     assert.are.equal(0, s:wait())
   end)
 
+  it("exits with status 0 on quit() and exit(), and says how when they are typed without ()", function()
+    local s = session()
+    assert.matches("Use quit%(%) or Ctrl%-D", run(s, "quit"))
+    s:send("quit()\r")
+    assert.are.equal(0, s:wait())
+    local e = session()
+    e:send("exit()\r")
+    assert.are.equal(0, e:wait())
+  end)
+
   it("opens after `klua -i script.lua` with the script's globals", function()
     local dir = tmpdir()
     finally(function() remove_tree(dir) end)
@@ -198,6 +342,7 @@ describe("the klua REPL on a terminal", function()
     local s = session({}, { NO_COLOR = false })
     run(s, "'abc'")
     assert.truthy(s.raw:find('\27[32m"abc"', 1, true))
+    assert.is_nil(s.raw:find("[\1\2]"))          -- the prompt's markers are not printed
     local p = session({}, { NO_COLOR = "1" })
     run(p, "'abc'")
     assert.is_nil(p.raw:find('\27[32m"abc"', 1, true))
@@ -211,6 +356,46 @@ describe("the klua REPL on a terminal", function()
     s:expect("no core here")
     s:expect(PROMPT)
     assert.are.equal("42\n", run(s, "6 * 7"))
+  end)
+
+  it("redraws a progress bar in place within an 80-column terminal", function()
+    local script = [[
+      local Progbar = require("klua.progbar")
+      local bar = Progbar(40, { interval = 0 })
+      for i = 1, 40 do
+        bar:update(i, { { "loss", 0.123456 }, { "accuracy", 0.5 }, { "val_loss", 1.2345 }, { "val_accuracy", 0.25 } })
+      end
+      io.write("done\n")
+    ]]
+    local s = start({ "-e", script }, nil, { cols = 80 })
+    finally(function() s:close() end)
+    s:expect("done")
+    s:wait()
+    local text = s.raw:gsub("\27%[[%d;]*%a", "")
+    local body = text:match("^(.-)done")
+    assert.are.equal(1, select(2, body:gsub("\n", "")))     -- one line: no line left per redraw
+    local redraws = 0
+    for piece in body:gmatch("\r([^\r\n]*)") do
+      redraws = redraws + 1
+      if redraws < 40 then assert.truthy(#piece <= 79, piece) end
+    end
+    assert.truthy(redraws >= 40)
+    assert.matches("40/40 %[=+%]", body)
+    assert.matches("val_accuracy: 0%.2500\r?\n$", body)  -- the final line keeps every value
+  end)
+end)
+end
+
+describe("the klua executable's line editing", function()
+  it("reports its line editor, and a default build links libedit, not GNU readline", function()
+    local editor = line_editor(helpers.EXE)
+    assert.truthy(editor == "libedit" or editor == "GNU readline", editor)
+    local build = os.getenv("KLUA_BUILD") or "build"
+    if os.getenv("KLUA_EXE") or helpers.exists(build .. "/.readline-gnu") then return end -- built with READLINE=gnu
+    assert.are.equal("libedit", editor)
+    local libs = helpers.shell("ldd " .. helpers.shell_quote(helpers.EXE))
+    assert.truthy(libs:find("libedit", 1, true), libs)
+    assert.is_nil(libs:find("libreadline", 1, true), libs)
   end)
 end)
 
@@ -236,6 +421,19 @@ describe("the REPL's parts", function()
         assert.is_nil(run)
         assert.are.equal("incomplete", err)
       end
+    end)
+
+    it("marks input ending in ; as quiet, and keeps Lua's own semicolons working", function()
+      local run, _, quiet = repl.compile("1 + 1;")
+      assert.are.equal(2, run()[1])
+      assert.is_true(quiet)
+      run, _, quiet = repl.compile("a_spec_semi = 1; a_spec_semi = a_spec_semi + 1;")
+      finally(function() rawset(_G, "a_spec_semi", nil) end)
+      assert.are.equal(0, run().n)
+      assert.are.equal(2, rawget(_G, "a_spec_semi"))
+      assert.is_true(quiet)
+      assert.is_nil(select(3, repl.compile("1 + 1")))
+      assert.are.same({ nil, "incomplete" }, { repl.compile("function f();") })
     end)
 
     it("reports a syntax error with its position", function()
@@ -274,9 +472,85 @@ describe("the REPL's parts", function()
       assert.are.same({ "lazy_repl_spec.Dense" }, repl.complete("lazy_repl_spec.D", "lazy_repl_spec.D", 1, 16))
     end)
 
+    it("offers names starting with _ (metamethods too) only when they are typed", function()
+      local t = setmetatable({ visible = 1, _hidden = 2, __call = 3 }, { __index = { __index = 4, also = 5 } })
+      rawset(_G, "t_repl_spec", t)
+      finally(function() rawset(_G, "t_repl_spec", nil) end)
+      assert.are.same({ "t_repl_spec.also", "t_repl_spec.visible" }, repl.complete("t_repl_spec.", "t_repl_spec.", 1, 12))
+      assert.are.same({ "t_repl_spec._hidden" }, repl.complete("t_repl_spec._h", "t_repl_spec._h", 1, 14))
+    end)
+
+    it("offers only methods after a colon: a class's dot functions are left out", function()
+      local Thing = require("klua.class")("ThingForCompletionSpec")
+      function Thing:grow() end
+      function Thing.grown_from(config) return config end
+      rawset(_G, "thing_repl_spec", Thing())
+      finally(function() rawset(_G, "thing_repl_spec", nil) end)
+      assert.are.same({ "thing_repl_spec:grow" }, repl.complete("thing_repl_spec:gr", "thing_repl_spec:gr", 1, 18))
+    end)
+
+    it("completes file names inside a string, directories with a slash", function()
+      local dir = tmpdir()
+      finally(function() remove_tree(dir) end)
+      helpers.write_file(dir .. "/train.csv", "")
+      helpers.write_file(dir .. "/.secret", "")
+      os.execute("mkdir " .. helpers.shell_quote(dir .. "/tra_dir"))
+      assert.are.equal(dir .. "/tr", repl.open_string('x = read("' .. dir .. '/tr'))
+      assert.are.same({ "tra_dir/", "train.csv" }, repl.complete_path(dir .. "/tr", "tr"))
+      assert.are.same({ "train.csv" }, repl.complete_path(dir .. "/trai", "trai"))
+      assert.are.same({ ".secret" }, repl.complete_path(dir .. "/.", "."))
+      local line = 'read("' .. dir .. '/trai'
+      assert.are.same({ "train.csv" }, repl.complete("trai", line, #line - 3, #line))
+    end)
+
+    it("knows when the cursor is inside a string", function()
+      assert.are.equal("ab", repl.open_string('f("ab'))
+      assert.are.equal("x", repl.open_string([[f('a\'b', "x]]))
+      assert.is_nil(repl.open_string('f("ab")'))
+      assert.is_nil(repl.open_string('x = 1 -- "a comment'))
+      assert.is_nil(repl.open_string('s = [[open "long'))
+      assert.are.equal("y", repl.open_string('s = [[done]] .. "y'))
+    end)
+
     it("indents on Tab at the start of a line and offers the % commands", function()
       assert.are.same({ "  " }, repl.complete("", "  ", 3, 2))
       assert.are.same({ "%time" }, repl.complete("%ti", "%ti", 1, 3))
+    end)
+  end)
+
+  describe("progress bar", function()
+    local Progbar = require("klua.progbar")
+    local function capture(columns, target, steps, values)
+      local out = {}
+      local stream = { write = function(_, s) out[#out + 1] = s end, flush = function() end }
+      local bar = Progbar(target, { stream = stream, dynamic = true, interval = 0 })
+      bar.terminal_width = function() return columns end
+      for i = 1, steps do bar:update(i, values) end
+      return table.concat(out)
+    end
+
+    it("narrows the bar and cuts the line to fit the terminal while it redraws", function()
+      local values = { { "loss", 0.5 }, { "accuracy", 0.25 }, { "val_loss", 0.75 }, { "val_accuracy", 0.125 } }
+      local text = capture(60, 10, 10, values)
+      local pieces = {}
+      for piece in text:gmatch("\r([^\r]*)") do pieces[#pieces + 1] = piece end
+      assert.are.equal(10, #pieces)
+      for i = 1, 9 do assert.truthy(#pieces[i] <= 59, pieces[i]) end
+      assert.matches("^ 5/10 %[====>.....%]", pieces[5])                  -- the bar at its narrowest, 10 wide
+      assert.matches("val_accuracy: 0%.1250\n$", pieces[10])             -- the final line keeps every value
+    end)
+
+    it("keeps the 30-character bar when the terminal is wide enough", function()
+      local text = capture(200, 4, 4, { { "loss", 0.5 } })
+      assert.matches("\r4/4 %[==============================%] %- 0s", text)
+    end)
+
+    it("asks the terminal for its width, then $COLUMNS, then takes 80", function()
+      local utils = require("klua.utils")
+      assert.are.equal(utils.terminal_width, Progbar.terminal_width)
+      local n = utils.terminal_width(-1)                                  -- not a terminal
+      local env = tonumber(os.getenv("COLUMNS"))
+      assert.are.equal(env and env >= 1 and math.floor(env) or 80, n)
     end)
   end)
 

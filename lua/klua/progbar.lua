@@ -2,7 +2,8 @@
 --
 --   938/938 [==============================] - 4s 3ms/step - loss: 0.0746
 --
--- On a terminal the line is redrawn in place (\r) with an ETA while running;
+-- On a terminal the line is redrawn in place (\r) with an ETA while running,
+-- fitted to the terminal's width (the bar narrows, then the end is cut);
 -- when the output is not a terminal (a log file, a pipe) nothing is printed
 -- until the end, so a log gets one line per bar and no carriage returns.
 -- verbose = 0 prints nothing, 1 the bar, 2 only the final line without the
@@ -16,6 +17,9 @@ local utils = require("klua.utils")
 local Progbar = class("Progbar")
 
 Progbar.now = utils.now
+-- The terminal's width: a line redrawn in place must not wrap, or each
+-- redraw leaves a line behind.
+Progbar.terminal_width = utils.terminal_width
 
 --- is_terminal(stream): true when the stream is stdout on a terminal.
 function Progbar.is_terminal(stream)
@@ -76,17 +80,37 @@ local function eta_text(eta)
   return ("%ds"):format(math.floor(eta))
 end
 
-function Progbar:_bar(current)
+function Progbar:_bar(current, width)
+  width = width or self.width
   local target = self.target
   if target == nil then return ("%7d/Unknown"):format(current) end
   local digits = target > 0 and math.floor(math.log10(target)) + 1 or 1
   local s = ("%" .. digits .. "d/%d ["):format(current, target)
   local frac = target > 0 and math.min(current / target, 1) or 1
-  local filled = math.floor(self.width * frac)
+  local filled = math.floor(width * frac)
   if filled > 0 then
     s = s .. ("="):rep(filled - 1) .. (current < target and ">" or "=")
   end
-  return s .. ("."):rep(self.width - filled) .. "]"
+  return s .. ("."):rep(width - filled) .. "]"
+end
+
+local MIN_BAR = 10
+
+-- The line for `current` fitted to the terminal: the bar narrows (down to
+-- MIN_BAR) and then, except on the final line (which may wrap: nothing is
+-- redrawn over it), the end is cut. One column stays free, as a line that
+-- fills the last column leaves some terminals' cursor on the next line.
+function Progbar:_fit(current, info, finalize)
+  local line = self:_bar(current) .. info
+  if not self.dynamic then return line end
+  local room = self.terminal_width() - 1
+  if #line <= room then return line end
+  if self.target ~= nil then
+    local width = math.max(MIN_BAR, self.width - (#line - room))
+    line = self:_bar(current, width) .. info
+  end
+  if #line > room and not finalize then line = line:sub(1, math.max(room, 1)) end
+  return line
 end
 
 --- update(current, values, finalize): values is a list of {name, number}
@@ -102,7 +126,6 @@ function Progbar:update(current, values, finalize)
   if self.verbose == 1 then
     if not finalize and (not self.dynamic or now - self.last_update < self.interval) then return end
     local prev = self.total_width
-    local bar = self:_bar(current)
     local info
     if self.target == nil or finalize then
       info = (" - %.0fs"):format(elapsed) .. format_time(per_unit, self.unit_name)
@@ -110,10 +133,12 @@ function Progbar:update(current, values, finalize)
       info = " - ETA: " .. eta_text(per_unit * (self.target - current))
     end
     info = info .. values_text(values)
-    local line = bar .. info
+    local line = self:_fit(current, info, finalize)
     self.total_width = #line
     if self.dynamic then
-      if prev > #line then line = line .. (" "):rep(prev - #line) end
+      -- blank out the rest of a longer previous line (within the terminal)
+      local pad = math.min(prev, self.terminal_width() - 1) - #line
+      if pad > 0 then line = line .. (" "):rep(pad) end
       out:write("\r" .. line)
     else
       out:write(line)

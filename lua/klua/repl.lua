@@ -48,9 +48,22 @@ end
 -- loaded function (for jit.off). An expression is tried first, so `x` and
 -- `x:sum()` show their value. It is compiled as `__pack(<src>)` rather than
 -- `return <src>`: as a tail call, error("boom") would lose the stdin:1 frame.
+-- A trailing `;` (as in IPython) runs the input without showing its values:
+-- the third result is then true.
 function M.compile(src, chunkname)
   chunkname = chunkname or "=stdin"
   src = src:gsub("^%s*=", "", 1) -- lua 5.1's `=expr`
+  local quiet = src:match(";%s*$") ~= nil
+  if quiet then
+    local run, chunk = M.compile((src:gsub(";%s*$", "")), chunkname)
+    if run then return run, chunk, true end
+    -- `a = 1; b = 2;` or `do end;`: the semicolons are Lua's own
+    if chunk ~= "incomplete" then
+      local f = loadstring(src, chunkname)
+      if f then return function() return pack(f()) end, f, true end
+    end
+    return nil, chunk
+  end
   local f = loadstring("local __pack = ...; return __pack(" .. src .. "\n)", chunkname)
   if f then return function() return f(pack) end, f end
   local err
@@ -112,17 +125,30 @@ local function protected(fn, ...)
   return xpcall(fn, handler, ...)
 end
 
-local function show(res)
-  if res.n == 0 then return end
-  rawset(_G, "_", res[1])
+-- Each shown result (the first value, unless nil) is appended to the global
+-- list _RESULTS, as IPython's Out; `_` is the last one.
+local function remember_result(v)
+  rawset(_G, "_", v)
+  if v == nil then return end
+  local list = rawget(_G, "_RESULTS")
+  if type(list) ~= "table" then
+    list = {}
+    rawset(_G, "_RESULTS", list)
+  end
+  if v ~= list then list[#list + 1] = v end -- showing _RESULTS does not add it to itself
+end
+
+local function show(res, quiet)
+  if res.n == 0 or quiet then return end
+  remember_result(res[1])
   io.write(pretty.format_results(res, { color = out_color }), "\n")
 end
 
--- Runs a compiled chunk with Ctrl-C armed and shows its results.
-local function eval(run, chunk)
+-- Runs a compiled chunk with Ctrl-C armed and shows its results (not when quiet).
+local function eval(run, chunk, quiet)
   if not M.jit_chunks and jit then jit.off(chunk, true) end
   local ok, err = protected(function()
-    show(run())
+    show(run(), quiet)
   end)
   io.stdout:flush()
   if not ok then report(err) end
@@ -143,13 +169,16 @@ klua REPL — Lua (LuaJIT) with klua loaded as the global `klua`.
 
   x = klua.random.normal{2, 3}     statements and expressions; values are shown
   x:sum()                           several results are all shown; `_` is the last
+  x:sum();                          a trailing ; runs it without showing the value
+  _RESULTS[3]                       every value shown so far, in order
   help(klua.layers.Dense)           a doc string (or ?klua.layers.Dense, klua.layers.Dense?)
   %time expr   (or :time)           run and print the wall and CPU time
   %jit on|off                       JIT-compile typed chunks (off: Ctrl-C always works)
-  %quit  (or Ctrl-D)                leave
+  quit()  exit()  %quit  Ctrl-D     leave
 
-  Tab completes globals, fields and methods (x:res<Tab>); Up/Down and Ctrl-R
-  search the history (~/.klua_history); Ctrl-C interrupts a running computation
+  Tab completes globals, fields and methods (x:res<Tab>), and file names inside
+  a string ("data/tr<Tab>); Up/Down and Ctrl-R search the history
+  (~/.klua_history or $KLUA_HISTORY); Ctrl-C interrupts a running computation
   or clears the line.]]
 
 function M.help(...)
@@ -184,7 +213,7 @@ local function time_chunk(src)
     write_err("%time: give an expression or statement, e.g. %time x:matmul(x)\n")
     return
   end
-  local run, chunk = M.compile(src)
+  local run, chunk, quiet = M.compile(src)
   if not run then
     report(chunk == "incomplete" and "%time: incomplete input (one line only)" or chunk)
     return
@@ -195,12 +224,25 @@ local function time_chunk(src)
   local ok, e = protected(function() res = run() end)
   local wall, cpu = clock() - t0, os.clock() - cpu0
   if not ok then report(e) return end
-  show(res)
+  show(res, quiet)
   io.write(pretty.paint(out_color, "dim",
     ("Wall time: %s (CPU %s)"):format(format_seconds(wall), format_seconds(cpu))), "\n")
 end
 
 local done = false
+
+-- quit() / exit(): leave after the current input. Typed without the call,
+-- they say how (as Python's).
+local function make_quitter(name)
+  return setmetatable({}, {
+    __call = function() done = true end,
+    __tostring = function() return ("Use %s() or Ctrl-D to leave the klua REPL"):format(name) end,
+  })
+end
+M.quit = make_quitter("quit")
+M.exit = make_quitter("exit")
+doc.register(M.quit, { name = "quit", signature = "quit()", text = "Leaves the REPL (also exit(), %quit or Ctrl-D)." })
+doc.register(M.exit, { name = "exit", signature = "exit()", text = "Leaves the REPL (also quit(), %quit or Ctrl-D)." })
 
 -- A line starting with % or : (or ?), or ending with ?: a command, not Lua.
 local function magic(line)
@@ -236,11 +278,75 @@ local function sorted_matching(names, prefix, fmt)
   return out
 end
 
+-- The contents so far of the string literal the cursor is in, or nil.
+local function open_string(before)
+  local i, n, quote, from = 1, #before, nil, nil
+  while i <= n do
+    local c = before:sub(i, i)
+    if quote then
+      if c == "\\" then i = i + 1
+      elseif c == quote then quote = nil end
+    elseif c == '"' or c == "'" then
+      quote, from = c, i
+    elseif before:sub(i, i + 1) == "--" then
+      return nil -- a comment
+    elseif c == "[" and before:match("^%[=*%[", i) then
+      local eq = before:match("^%[(=*)%[", i)
+      local close = before:find("]" .. eq .. "]", i, true)
+      if not close then return nil end -- inside a long string: no file names
+      i = close + #eq + 1
+    end
+    i = i + 1
+  end
+  if quote then return before:sub(from + 1) end
+  return nil
+end
+M.open_string = open_string
+
+local function list_dir(path)
+  local ok, names = pcall(function() return require("klua.utils").list_dir(path) end)
+  return ok and names or nil
+end
+
+-- File names completing `partial` (the string so far); each candidate
+-- replaces `text`, the end of it. Directories end in "/"; dot files only
+-- when asked for.
+local function complete_path(partial, text)
+  if partial:sub(#partial - #text + 1) ~= text then return {} end
+  local dir, base = partial:match("^(.*/)([^/]*)$")
+  if not dir then dir, base = "", partial end
+  local where = dir == "" and "." or dir
+  if where:sub(1, 2) == "~/" then where = (os.getenv("HOME") or "~") .. where:sub(2) end
+  local out = {}
+  for _, name in ipairs(list_dir(where) or {}) do
+    if name:sub(1, #base) == base and (base:sub(1, 1) == "." or name:sub(1, 1) ~= ".") then
+      local full = dir .. name
+      if list_dir(where .. "/" .. name) then full = full .. "/" end
+      out[#out + 1] = text .. full:sub(#partial + 1)
+    end
+  end
+  table.sort(out)
+  return out
+end
+M.complete_path = complete_path
+
+-- A Lua function whose first parameter is not `self` is called with a dot.
+local function takes_self(f)
+  if type(f) ~= "function" then return false end
+  local info = debug.getinfo(f, "Su")
+  if info.what == "C" then return true end
+  return info.nparams > 0 and debug.getlocal(f, 1) == "self"
+end
+
 -- complete(text, line, start, stop) -> candidates replacing `text`, the word
--- before the cursor (readline splits at spaces and operators, not at . or :).
+-- before the cursor (readline splits at spaces and operators, not at . or :);
+-- line is the line up to the cursor at least. Inside a string: file names.
+-- Names starting with _ (metamethods too) are offered only when typed.
 function M.complete(text, line, start, stop)
   local before = line:sub(1, stop)
   if before:match("^%s*$") then return { "  " } end -- Tab at the left margin indents
+  local partial = open_string(before)
+  if partial then return complete_path(partial, text) end
   local lead = ""
   if text:match("^%?") then lead, text = "?", text:sub(2) end
   if text:match("^[%%:]%a*$") and start == (before:find("%S") or 0) then
@@ -263,8 +369,10 @@ function M.complete(text, line, start, stop)
   if not found or v == nil then return {} end
   local members = doc.members(v, partial)
   if sep == ":" then
+    -- a class's (or an object's) methods; its dot functions are not methods
+    local of_class = doc.is_class(v) or doc.is_class(type(v) == "table" and getmetatable(v) or nil)
     for k, f in pairs(members) do
-      if type(f) ~= "function" then members[k] = nil end
+      if type(f) ~= "function" or (of_class and not takes_self(f)) then members[k] = nil end
     end
   end
   return sorted_matching(members, partial, function(n) return lead .. chain .. sep .. n end)
@@ -287,7 +395,7 @@ local function remember(line)
   last_history = line
   host.add_history(line)
   local path = history_path()
-  if path then host.append_history(path) end
+  if path then host.append_history(path, line) end
 end
 
 local function read_line(prompt)
@@ -327,6 +435,9 @@ function M.start(opts)
   done = false
   load_klua()
   if rawget(_G, "help") == nil then rawset(_G, "help", M.help) end
+  if rawget(_G, "quit") == nil then rawset(_G, "quit", M.quit) end
+  if rawget(_G, "exit") == nil then rawset(_G, "exit", M.exit) end
+  if rawget(_G, "_RESULTS") == nil then rawset(_G, "_RESULTS", {}) end
   local interactive = host and host.isatty(0)
   if interactive then
     host.set_completer(function(text, line, start, stop)
@@ -357,10 +468,10 @@ function M.start(opts)
         if src:match("^%s*$") then
           buffer = nil
         else
-          local run, err = M.compile(src)
+          local run, err, quiet = M.compile(src)
           if run then
             buffer = nil
-            eval(run, err)
+            eval(run, err, quiet)
           elseif err == "incomplete" then
             buffer = src
           else
