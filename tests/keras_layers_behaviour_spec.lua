@@ -116,6 +116,8 @@ local ROWS = {
     PReLU = { alpha_initializer = "ones", shared_axes = { 2 }, alpha_regularizer = "l2" },
     UnitNormalization = { axis = { 1, 2 } },
     RMSNormalization = { axis = { 2, 3 }, epsilon = 1e-3 },
+    TextVectorization = { max_tokens = 20, standardize = "lower", split = "character", ngrams = 2,
+      output_mode = "count", pad_to_max_tokens = true, vocabulary = { "a", "b", "a b" } },
   },
   losses = {
     Loss = abstract("the base class: call() is the subclass's"),

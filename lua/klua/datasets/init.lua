@@ -21,10 +21,16 @@ function datasets.data_dir(name)
   return name and (root .. "/" .. name) or root
 end
 
---- read_idx(path) -> tensor: an IDX file (gzipped or not) as float byte values.
-function datasets.read_idx(path)
+--- read_idx(path, {max_bytes=}) -> tensor: an IDX file (gzipped or not) as float byte values.
+-- max_bytes (default 1 GiB) bounds the tensor (4 bytes per value): a file
+-- whose header declares more fails before anything is inflated or allocated.
+function datasets.read_idx(path, opts)
   if type(path) ~= "string" then raise("read_idx: expected a file path string, got " .. type(path)) end
-  return wrap(C.kl_idx_read(path))
+  local max_bytes = opts and opts.max_bytes or 0
+  if type(max_bytes) ~= "number" or max_bytes < 0 or max_bytes % 1 ~= 0 then
+    raise(("read_idx: max_bytes must be a positive integer (bytes). Received: max_bytes=%s"):format(tostring(max_bytes)))
+  end
+  return wrap(C.kl_idx_read(path, max_bytes))
 end
 
 --- write_idx(path, t, {gzip=false}): t's values must be integers 0..255.
@@ -51,8 +57,8 @@ local function find(dir, base, what)
   raise(("%s.load_data: %s(.gz) not found in %s; %s to fetch it"):format(what, base, dir, FETCH))
 end
 
-local function pair(images_path, labels_path, what)
-  local x, y = datasets.read_idx(images_path), datasets.read_idx(labels_path)
+local function pair(images_path, labels_path, what, opts)
+  local x, y = datasets.read_idx(images_path, opts), datasets.read_idx(labels_path, opts)
   if x.nd ~= 3 then
     raise(("%s.load_data: '%s' holds %s, expected images (N,H,W)"):format(what, images_path, core.shape_str(core.shape_of(x))))
   end
@@ -66,13 +72,17 @@ local function pair(images_path, labels_path, what)
   return { x, y }
 end
 
---- idx_loader(name): the load_data() of an MNIST-layout dataset in data_dir(name).
+--- idx_loader(name): the load_data({max_bytes=}) of an MNIST-layout dataset in
+-- data_dir(name); max_bytes bounds each file's tensor, as read_idx's.
 function datasets.idx_loader(name)
-  return function()
+  return function(opts)
+    if opts ~= nil and type(opts) ~= "table" then
+      raise(("%s.load_data: expected an options table {max_bytes=}, got %s"):format(name, type(opts)))
+    end
     local dir = datasets.data_dir(name)
     local p = {}
     for i, base in ipairs(FILES) do p[i] = find(dir, base, name) end
-    return pair(p[1], p[2], name), pair(p[3], p[4], name)
+    return pair(p[1], p[2], name, opts), pair(p[3], p[4], name, opts)
   end
 end
 

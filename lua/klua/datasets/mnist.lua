@@ -5,7 +5,7 @@ local datasets = require("klua.datasets")
 
 local mnist = {}
 
---- load_data() -> {x_train, y_train}, {x_test, y_test}
+--- load_data({max_bytes=}) -> {x_train, y_train}, {x_test, y_test}
 -- x: (N,28,28) with values 0..255, y: (N) with labels 0..9 (float tensors), as in Keras.
 mnist.load_data = datasets.idx_loader("mnist")
 

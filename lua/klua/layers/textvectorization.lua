@@ -375,13 +375,12 @@ function TextVectorization:adapt(data, kw)
   end
   self:_set_tokens(tokens)
   if tv.output_mode == "tf_idf" then
-    local idf, sum = {}, 0
-    for i, t in ipairs(tokens) do
-      -- Keras's _inverse_document_frequency, then cast to float32
-      local w = tensor.tensor(math.log(1 + num_docs / (1 + doc_counts[t]))):item()
-      idf[i] = w
-      sum = sum + w
-    end
+    -- Keras's _inverse_document_frequency, then cast to float32 (a tensor's values)
+    local idf = {}
+    for i, t in ipairs(tokens) do idf[i] = math.log(1 + num_docs / (1 + doc_counts[t])) end
+    idf = #idf > 0 and tensor.tensor(idf):tolist() or {}
+    local sum = 0
+    for _, w in ipairs(idf) do sum = sum + w end
     local full = {}
     local mean = #idf > 0 and tensor.tensor(sum / #idf):item() or 0
     for i = 1, start do full[i] = mean end
