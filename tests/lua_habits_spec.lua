@@ -58,4 +58,34 @@ describe("A Torch or Keras habit", function()
     assert.matches("did you mean 'mse'%?", message(function() local r = klua.losses.get("mse2"); return r end))
     assert.matches("did you mean 'relu'%?", message(function() local r = klua.activations.get("rleu"); return r end))
   end)
+
+  it("Keras's positional compile/fit/evaluate forms work, verbose included", function()
+    local m = klua.Sequential{ klua.Input{ shape = { 2 } }, klua.layers.Dense{ units = 1 } }
+    m:compile("sgd", "mse", nil, { "mae" })
+    local h = m:fit(klua.ones{ 4, 2 }, klua.ones{ 4, 1 }, 2, 3, 0)   -- batch_size, epochs, verbose = 0
+    assert.are.equal(3, #h.history.loss)
+    local r = m:evaluate(klua.ones{ 4, 2 }, klua.ones{ 4, 1 }, 2, 0)
+    assert.are.equal(2, #r)
+    assert.matches("^%[[%d.e-]+, [%d.e-]+%]$", tostring(r))        -- prints as Keras's list
+  end)
+
+  it("an unknown data set lists those available", function()
+    assert.matches("no data set named 'cifar10'; available: mnist, fashion_mnist", message(function()
+      local r = klua.datasets.cifar10; return r
+    end))
+  end)
+
+  it("saving under Keras's .keras or .h5 names is refused, naming klua's own", function()
+    local m = klua.Sequential{ klua.Input{ shape = { 2 } }, klua.layers.Dense{ units = 1 } }
+    assert.matches("klua cannot write Keras's %.keras format.*name it %*%.klua", message(function() m:save("/tmp/m.keras") end))
+    assert.matches("klua cannot write Keras's %.h5 format.*%.safetensors", message(function() m:save_weights("/tmp/m.weights.h5") end))
+  end)
+
+  it("loading a file that is not a model says so plainly", function()
+    local path = os.tmpname()
+    helpers.write_file(path, "name,value\nfirst,1\nsecond,2\n")
+    local err = message(function() klua.models.load_model(path) end)
+    os.remove(path)
+    assert.matches("this is not a safetensors file", err)
+  end)
 end)

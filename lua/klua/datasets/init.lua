@@ -86,13 +86,21 @@ function datasets.idx_loader(name)
   end
 end
 
--- klua.datasets.mnist etc. load on first use.
+--- available: the data sets klua can load (after `make data`).
+datasets.available = { "mnist", "fashion_mnist", "boston_housing", "iris", "wine", "breast_cancer", "digits",
+  "diabetes", "spam_assassin" }
+
+-- klua.datasets.mnist etc. load on first use; an unknown name lists the others.
 return setmetatable(datasets, {
   __index = function(t, k)
     if type(k) ~= "string" then return nil end
     local ok, mod = pcall(require, "klua.datasets." .. k)
     if not ok then
-      if tostring(mod):find("module 'klua.datasets." .. k .. "' not found", 1, true) then return nil end
+      if tostring(mod):find("module 'klua.datasets." .. k .. "' not found", 1, true) then
+        if k:sub(1, 1) == "_" then return nil end
+        raise(("datasets: no data set named '%s'; available: %s (none is downloaded: %s)")
+          :format(k, table.concat(datasets.available, ", "), FETCH))
+      end
       error(mod, 0)
     end
     rawset(t, k, mod)

@@ -36,6 +36,7 @@ end
 -- (a safetensors file with the configs as JSON in its metadata), written atomically.
 function M.save_model(model, path, kw)
   kw = kw or {}
+  weights.refuse_foreign_extension(path, "save", ".klua")
   local entries = weights.check_built(model, "save")
   local list = {}
   for i, e in ipairs(entries) do
@@ -71,14 +72,20 @@ local decode_meta = M.decode_meta
 -- symbolic shapes computed on zeros, garbage not collected yet).
 local MARGIN = 64 * 2 ^ 20
 
---- default_max_bytes(info): the file's size, plus its optimizer slots once
--- more (restoring them holds a copy), plus MARGIN.
+--- default_max_bytes(info): the file's tensors as float32 (4 bytes a value,
+-- whatever their dtype in the file), plus its optimizer slots once more
+-- (restoring them holds a copy), plus its largest tensor of another dtype once
+-- more (converted through a scratch copy), plus MARGIN.
 function M.default_max_bytes(info)
-  local slots = 0
+  local values, slots, scratch = 0, 0, 0
   for _, name in ipairs(info.names) do
-    if name:find("^optimizer/") then slots = slots + info.tensors[name].count * 4 end
+    local e = info.tensors[name]
+    local bytes = e.count * 4
+    values = values + bytes
+    if name:find("^optimizer/") then slots = slots + bytes end
+    if e.dtype and e.dtype ~= "F32" and bytes > scratch then scratch = bytes end
   end
-  return info.size + slots + MARGIN
+  return values + slots + scratch + MARGIN
 end
 
 -- The model, its weights and its compile state, under the memory limit.
@@ -117,8 +124,8 @@ end
 --- load_model(path, {compile=true, custom_objects=nil, max_bytes=nil}): the model a .klua file holds, compiled
 -- as it was saved. Nothing in the file is executed, and what its config builds is checked
 -- against its tensors before it is allocated. max_bytes bounds the tensor
--- memory the load may allocate (default: the file's size, plus its optimizer
--- slots once more, plus 64 MiB); a file that needs more fails, naming it.
+-- memory the load may allocate (default: default_max_bytes, about the file's
+-- tensors as float32 plus 64 MiB); a file that needs more fails, naming it.
 function M.load_model(path, kw)
   kw = kw or {}
   local who = "load_model"
@@ -139,7 +146,7 @@ function M.load_model(path, kw)
     local msg = tostring(model)
     if msg:find("would exceed the memory limit", 1, true) then
       core.raise(("%s: %s: loading needs more than max_bytes = %d bytes of tensors (%s); the default is the file's "
-        .. "size, its optimizer slots once more and 64 MiB: pass {max_bytes = ...} to allow more")
+        .. "tensors as float32, its optimizer slots once more and 64 MiB: pass {max_bytes = ...} to allow more")
         :format(who, path, max_bytes, msg:match("(tensor: allocating [^%)]*%))") or msg))
     end
     error(msg, 0)

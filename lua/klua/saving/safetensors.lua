@@ -124,14 +124,16 @@ function M.read_header(path, who)
   if C.kl_file_read(f, 0, lenbuf, 8) ~= 0 then fail("cannot read the header length") end
   local n = 0
   for i = 7, 0, -1 do n = n * 256 + lenbuf[i] end
-  if n == 0 then fail("the header length is 0") end
-  if n > MAX_HEADER then fail("the header length %.0f is larger than the %d-byte limit", n, MAX_HEADER) end
-  if n > size - 8 then fail("the header length %.0f is beyond the end of the file (%d bytes)", n, size) end
+  -- a file of another kind fails one of these first: say so plainly
+  local NOT_OURS = " (this is not a safetensors file, the format of klua's models and weights)"
+  if n == 0 then fail("the header length is 0" .. NOT_OURS) end
+  if n > MAX_HEADER then fail("the header length %.0f is larger than the %d-byte limit" .. NOT_OURS, n, MAX_HEADER) end
+  if n > size - 8 then fail("the header length %.0f is beyond the end of the file (%d bytes)" .. NOT_OURS, n, size) end
   local hbuf = ffi.new("char[?]", n)
   if C.kl_file_read(f, 8, hbuf, n) ~= 0 then fail("cannot read the header") end
   local text = ffi.string(hbuf, n)
   local ok, header = pcall(json.decode, text)
-  if not ok then fail("the header is not valid JSON (%s)", tostring(header)) end
+  if not ok then fail("the header is not valid JSON (%s)" .. NOT_OURS, tostring(header)) end
   if type(header) ~= "table" or header == json.null or (next(header) ~= nil and header[1] ~= nil) then
     fail("the header is not a JSON object")
   end

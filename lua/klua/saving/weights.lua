@@ -153,7 +153,19 @@ function M.with_file_weights(info, who, fn, ...)
 end
 
 --- save_weights(model, path): every weight, named by its path, in safetensors form.
+--- refuse_foreign_extension(path, who, wanted): klua never writes its format
+-- under the name of Keras's (.keras, .h5): a user would take it for one.
+function M.refuse_foreign_extension(path, who, wanted)
+  if type(path) ~= "string" then return end
+  local ext = path:lower():match("%.(%w+)$")
+  if ext == "keras" or ext == "h5" or ext == "hdf5" then
+    core.raise(("%s: %s: klua cannot write Keras's .%s format; its files are safetensors: name it *%s")
+      :format(who, path, ext, wanted))
+  end
+end
+
 function M.save_weights(model, path)
+  M.refuse_foreign_extension(path, "save_weights", ".safetensors (or .weights.safetensors)")
   local entries = M.check_built(model, "save_weights")
   local list = {}
   for i, e in ipairs(entries) do list[i] = { name = e.path, tensor = e.var } end

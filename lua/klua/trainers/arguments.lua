@@ -23,17 +23,19 @@ function M.set(list)
   return s
 end
 
---- collect_args(who, known, positional, a, b, c, d): the keywords, from
--- either form; an unknown name, a name given twice or too many positional
--- arguments raise.
-function M.collect_args(who, known, positional, a, b, c, d)
+--- collect_args(who, known, positional, ...): the keywords, from either
+-- form (positional arguments in Keras's order, as many as Keras takes); an
+-- unknown name, a name given twice or too many positional arguments raise.
+function M.collect_args(who, known, positional, ...)
   local kw = {}
-  if is_plain(a) and b == nil and (a.x ~= nil or (a[1] == nil and next(a) ~= nil and only_known(a, known))) then
+  local n = select("#", ...)
+  local a, b = ...
+  if is_plain(a) and b == nil and n <= 1 and (a.x ~= nil or (a[1] == nil and next(a) ~= nil and only_known(a, known))) then
     for k, v in pairs(a) do kw[k] = v end
   else
-    local args = { a, b, c, d }
+    local args = { ... }
     local last = 0
-    for i = 1, 4 do if args[i] ~= nil then last = i end end
+    for i = 1, n do if args[i] ~= nil then last = i end end
     -- a trailing option table (not data) holds the keywords
     if last > 1 and is_plain(args[last]) then
       local opts = args[last]

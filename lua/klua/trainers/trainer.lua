@@ -46,14 +46,20 @@ local COMPILE_ARGS = set { "optimizer", "loss", "loss_weights", "metrics", "weig
 
 --- Model:compile{optimizer="rmsprop", loss=nil, loss_weights=nil, metrics=nil, weighted_metrics=nil}
 -- (also compile(optimizer, {loss=, ...})): sets up training: the optimizer, losses and metrics, by object or name.
-local function compile(self, a, b)
+local COMPILE_POS = { "optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
+  "steps_per_execution", "jit_compile", "auto_scale_loss" }
+local function compile(self, ...)
   local kw
-  if type(a) == "table" and getmetatable(a) == nil and b == nil then
+  local a, b = ...
+  if type(a) == "table" and getmetatable(a) == nil and select("#", ...) <= 1 and a[1] == nil then
     kw = a
-  else
-    kw = {}
-    for k, v in pairs(b or {}) do kw[k] = v end
+  elseif type(b) == "table" and getmetatable(b) == nil and b[1] == nil and next(b) ~= nil and select("#", ...) == 2
+      and COMPILE_ARGS[next(b)] then
+    kw = {}                                    -- compile(optimizer, {loss=, ...})
+    for k, v in pairs(b) do kw[k] = v end
     if a ~= nil then kw.optimizer = a end
+  else
+    kw = collect_args("compile", COMPILE_ARGS, COMPILE_POS, ...)   -- Keras's compile("adam", "mse")
   end
   for k in pairs(kw) do
     if not COMPILE_ARGS[k] then raise(("compile: unknown argument `%s`"):format(tostring(k))) end
@@ -81,7 +87,10 @@ end
 local FIT_ARGS = set { "x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
   "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",
   "validation_batch_size", "validation_freq" }
-local FIT_POS = { "x", "y", "batch_size", "epochs" }
+-- Keras's positional order: fit(x, y, batch_size, epochs, verbose, callbacks, ...).
+local FIT_POS = { "x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split", "validation_data",
+  "shuffle", "class_weight", "sample_weight", "initial_epoch", "steps_per_epoch", "validation_steps",
+  "validation_batch_size", "validation_freq" }
 
 -- Builds a model that has no weights yet from its first batch, before the
 -- callbacks start (BackupAndRestore needs the weights in on_train_begin).
@@ -115,9 +124,9 @@ end
 -- validation_data=, shuffle=true, class_weight=, sample_weight=, initial_epoch=0,
 -- steps_per_epoch=, validation_steps=, validation_batch_size=, validation_freq=1}:
 -- the History callback.
-local function fit(self, a, b, c, d)
+local function fit(self, ...)
   local who = "fit"
-  local kw = collect_args(who, FIT_ARGS, FIT_POS, a, b, c, d)
+  local kw = collect_args(who, FIT_ARGS, FIT_POS, ...)
   compiled_of(self, who)
   local epochs = kw.epochs or 1
   if type(epochs) ~= "number" or epochs < 0 or epochs % 1 ~= 0 then
@@ -201,7 +210,7 @@ end
 -- evaluate
 
 local EVAL_ARGS = set { "x", "y", "batch_size", "verbose", "sample_weight", "steps", "callbacks", "return_dict" }
-local EVAL_POS = { "x", "y", "batch_size" }
+local EVAL_POS = { "x", "y", "batch_size", "verbose", "sample_weight", "steps", "callbacks", "return_dict" }
 
 -- The loss alone, {loss, metric...} in metrics_names order, or the table by name.
 -- Results print as Keras's do: print(model:evaluate{...}) shows
@@ -231,9 +240,9 @@ end
 
 --- evaluate{x=, y=, batch_size=32, verbose=1, sample_weight=, steps=, callbacks=, return_dict=false}:
 -- the loss, or {loss, metric...} in metrics_names order, or a table by name.
-local function evaluate(self, a, b, c, d)
+local function evaluate(self, ...)
   local who = "evaluate"
-  local kw = collect_args(who, EVAL_ARGS, EVAL_POS, a, b, c, d)
+  local kw = collect_args(who, EVAL_ARGS, EVAL_POS, ...)
   compiled_of(self, who)
   local verbose = verbose_of(kw.verbose)
   local adapter = make_adapter(who, kw, kw.x, kw.y, kw.sample_weight, kw.batch_size or 32, false, kw.steps)
@@ -247,7 +256,7 @@ end
 -- predict
 
 local PRED_ARGS = set { "x", "batch_size", "verbose", "steps", "callbacks" }
-local PRED_POS = { "x", "batch_size" }
+local PRED_POS = { "x", "batch_size", "verbose", "steps", "callbacks" }
 
 -- The batches' outputs joined along the batch axis, structure kept.
 local function concat_outputs(batches)
@@ -265,9 +274,9 @@ end
 
 --- predict{x=, batch_size=32, verbose=1, steps=, callbacks=}: the outputs for
 -- all of x, computed batch by batch in inference mode.
-local function predict(self, a, b, c)
+local function predict(self, ...)
   local who = "predict"
-  local kw = collect_args(who, PRED_ARGS, PRED_POS, a, b, c)
+  local kw = collect_args(who, PRED_ARGS, PRED_POS, ...)
   local verbose = verbose_of(kw.verbose)
   -- a Dataset brings its own batches; batch_size is then refused by make_adapter
   local adapter = make_adapter(who, kw, kw.x, nil, nil, kw.batch_size or 32, false, kw.steps)
@@ -292,13 +301,14 @@ end
 -- On one batch
 
 local BATCH_ARGS = set { "x", "y", "sample_weight", "class_weight", "return_dict" }
+local BATCH_POS = { "x", "y", "sample_weight", "class_weight", "return_dict" }
 
 --- train_on_batch(x, y, {sample_weight=, class_weight=, return_dict=}): one
 -- step; returns the loss (or {loss, metrics...}, or a table by name). As in
 -- Keras 3 the values are running means until model:reset_metrics().
-local function train_on_batch(self, a, b, c)
+local function train_on_batch(self, ...)
   local who = "train_on_batch"
-  local kw = collect_args(who, BATCH_ARGS, { "x", "y" }, a, b, c)
+  local kw = collect_args(who, BATCH_ARGS, BATCH_POS, ...)
   compiled_of(self, who)
   local x, y, sw = to_tensors(kw.x, who, "x"), to_tensors(kw.y, who, "y"), to_tensors(kw.sample_weight, who, "sample_weight")
   if kw.class_weight then
@@ -310,9 +320,9 @@ end
 
 --- test_on_batch(x, y, {sample_weight=, return_dict=}): as train_on_batch,
 -- without the update.
-local function test_on_batch(self, a, b, c)
+local function test_on_batch(self, ...)
   local who = "test_on_batch"
-  local kw = collect_args(who, BATCH_ARGS, { "x", "y" }, a, b, c)
+  local kw = collect_args(who, BATCH_ARGS, BATCH_POS, ...)
   compiled_of(self, who)
   local logs = self:test_step({ to_tensors(kw.x, who, "x"), to_tensors(kw.y, who, "y"),
     to_tensors(kw.sample_weight, who, "sample_weight") })
