@@ -69,6 +69,18 @@ describe("A Torch or Keras habit", function()
     assert.matches("^%[[%d.e-]+, [%d.e-]+%]$", tostring(r))        -- prints as Keras's list
   end)
 
+  it("a misspelt keyword of a layer is named, with the closest argument, as Keras refuses unknown keywords", function()
+    assert.matches("Dense: unknown argument `unit`, did you mean `units`%?", message(function()
+      local r = klua.layers.Dense{ unit = 4 }; return r
+    end))
+    assert.matches("Dense: unknown argument `activaton`, did you mean `activation`%?", message(function()
+      local r = klua.layers.Dense(4, { activaton = "relu" }); return r
+    end))
+    -- a custom initializer given as a function is not mistaken for an unknown key
+    local d = klua.layers.Dense{ units = 2, kernel_initializer = function(shape) return klua.zeros(shape) end }
+    assert.are.equal(2, d.units)
+  end)
+
   it("an unknown data set lists those available", function()
     assert.matches("no data set named 'cifar10'; available: mnist, fashion_mnist", message(function()
       local r = klua.datasets.cifar10; return r
