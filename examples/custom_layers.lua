@@ -13,7 +13,11 @@
 local klua = require("klua")
 local ops = klua.ops
 
-klua.random.seed(1)
+local USAGE = [[usage: klua examples/custom_layers.lua [options]
+  --steps N   SGD steps (default 400)
+  --seed N    random seed (default 1)]]
+local opts = klua.utils.parse_args(arg or {}, { steps = 400, seed = 1 }, USAGE)
+klua.random.seed(opts.seed)
 
 -- A Linear layer whose weights are created on the first call (build), sized
 -- from the input's last dimension.
@@ -109,7 +113,7 @@ local function sgd_step(grads, weights)
 end
 
 local first, last
-for step = 1, 400 do
+for step = 1, opts.steps do
   local tape = klua.GradientTape()
   local loss = tape:record(function()
     local prediction = model(x, { training = true })

@@ -2,13 +2,19 @@
 -- three loops of the reference notes (shared/reference/000_f66d83ae8b468e05.txt)
 -- written with klua. Each builds a layer, runs GradientTape + apply_gradients
 -- by hand, prints the loss every epoch and predicts on a new input.
---   build/klua examples/layers_without_model.lua [epochs]
+--   build/klua examples/layers_without_model.lua [--epochs N | N]
 -- (epochs, when given, replaces the 100 / 50 / 200 epochs of the three loops.)
 local klua = require("klua")
 local ops = klua.ops
 local layers, losses, optimizers = klua.layers, klua.losses, klua.optimizers
 
-local override = tonumber(arg and arg[1])
+local USAGE = [[usage: klua examples/layers_without_model.lua [options]
+  --epochs N   epochs of each of the three loops (default 100, 50 and 200)]]
+-- a bare number is the epochs too, as before
+local args = arg or {}
+if tonumber(args[1]) then args = { [0] = args[0], "--epochs", args[1] } end
+local override = klua.utils.parse_args(args, { epochs = false }, USAGE).epochs
+if override == false then override = nil end
 klua.random.seed(42)
 
 local function random_labels(n, classes)

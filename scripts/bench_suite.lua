@@ -158,6 +158,73 @@ if #misses > 0 then
     print(("  %-11s %s"):format(name, name:match(" memory$") and reasons.memory or reasons[name] or ""))
   end
 end
+-- dist: data parallelism over MPI on this machine (loopback): the MNIST MLP
+-- and the VAE step on 2 processes of 1 thread against 1 process of 2 threads,
+-- alternating (ROUNDS each), with the all-reduce time and bytes per step and
+-- the bus bandwidth reached (scripts/bench_work.lua's `dist` workload).
+local function dist_row()
+  local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1")
+  if not (have_mpirun == 0 or have_mpirun == true) then
+    print("\ndist: skipped: mpirun is not installed (make deps installs openmpi-bin)")
+    return
+  end
+  local ok, why = require("klua.distribution").mpi_available()
+  if not ok then print("\ndist: skipped: " .. tostring(why)) return end
+  local function loadavg()
+    local f = io.open("/proc/loadavg")
+    local l = f and f:read("*l") or "?"
+    if f then f:close() end
+    return l:match("^(%S+ %S+ %S+)") or l
+  end
+  local root = io.popen("id -u"):read("*l") == "0" and "--allow-run-as-root " or ""
+  local alone = "OMP_NUM_THREADS=2 " .. klua_bin .. " scripts/bench_work.lua dist 2>&1"
+  local single = "OMP_NUM_THREADS=1 " .. klua_bin .. " scripts/bench_work.lua dist 2>&1"   -- for reference
+  local many = ("timeout 120 mpirun %s--oversubscribe --mca btl_vader_single_copy_mechanism none -np 2 -x OMP_NUM_THREADS=1"
+    .. " -x KLUA_BUILD=%s %s scripts/bench_work.lua dist 2>&1"):format(root, os.getenv("KLUA_BUILD") or "build", klua_bin)
+  local got = {}   -- got["<name>/<processes>x<threads>"] = { {steps/s, ar ms, bytes, bus}, ... }
+  local function run_one(cmd)
+    local p = io.popen(cmd)
+    local out = p:read("*a")
+    p:close()
+    local any = false
+    for name, np, nt, sps, ar, bytes, bus in out:gmatch("DIST (%S+) (%d+) (%d+) (%S+) (%S+) (%S+) (%S+)") do
+      local key = name .. "/" .. np .. "x" .. nt
+      got[key] = got[key] or {}
+      table.insert(got[key], { tonumber(sps), tonumber(ar), tonumber(bytes), tonumber(bus) })
+      any = true
+    end
+    if not any then io.stderr:write("bench: no result from `", cmd, "`:\n", out, "\n") end
+  end
+  local load_before = loadavg()
+  for _ = 1, ROUNDS do run_one(alone); run_one(many); run_one(single) end
+  local function med(key, i)
+    local list = {}
+    for _, r in ipairs(got[key] or {}) do list[#list + 1] = r[i] end
+    if #list == 0 then return nil end
+    return median(list), math.min(unpack(list)), math.max(unpack(list))
+  end
+  print(("\ndist (MPI on this machine, loopback; load average %s before, %s after):"):format(load_before, loadavg()))
+  print(("%-6s %22s %22s %8s %16s %12s %9s %22s"):format("model", "1 proc x 2 threads", "2 procs x 1 thread", "speed-up",
+    "all-reduce/step", "bytes/step", "bus GB/s", "(1 proc x 1 thread)"))
+  for _, name in ipairs { "mlp", "vae" } do
+    local one, olo, ohi = med(name .. "/1x2", 1)
+    local two, tlo, thi = med(name .. "/2x1", 1)
+    local ref, rlo, rhi = med(name .. "/1x1", 1)
+    if one and two then
+      print(("%-6s %8.0f/s (%4.0f–%4.0f) %8.0f/s (%4.0f–%4.0f) %7.2fx %13.2f ms %10.2f MB %9.2f %s"):format(name,
+        one, olo, ohi, two, tlo, thi, two / one, med(name .. "/2x1", 2), med(name .. "/2x1", 3) / 1e6, med(name .. "/2x1", 4),
+        ref and ("%8.0f/s (%4.0f–%4.0f)"):format(ref, rlo, rhi) or "-"))
+    end
+  end
+  if got["allreduce-4MB/2x1"] then
+    print(("all-reduce of one 4 MB bucket alone, 2 processes: %.2f ms, bus bandwidth %.2f GB/s"):format(
+      med("allreduce-4MB/2x1", 2), med("allreduce-4MB/2x1", 4)))
+  end
+  print("steps/s: global steps (MLP 784-256-10, batch 128; VAE, batch 64), median of rounds (min–max); all-reduce time"
+    .. " includes waiting for the slower process. The machine is shared: timings move with its load.")
+end
+if not only or only.dist then dist_row() end
+
 if sgemm then print(("OpenBLAS sgemm in this run: %.0f GFLOP/s at 1024^3, %.0f at 4096^3"):format(sgemm, sgemm4k or 0)) end
 if not have_torch then print("PyTorch is not installed (make bench-deps): klua's numbers alone.") end
 print(("rounds: %d per workload (alternating klua / PyTorch); PyTorch: 2 threads, OMP_WAIT_POLICY=passive; klua: its defaults (2 threads)"):format(ROUNDS))

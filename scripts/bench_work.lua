@@ -54,7 +54,8 @@ function workloads.mlp()
   timed("mlp", function() step(x, y) end, 200)
 end
 
-function workloads.vae()
+-- The VAE's training step (encoder 784-64-(32,32), decoder 32-64-784).
+local function vae_step()
   local proj, mean, log_var = L.Dense { units = 64, activation = "relu" }, L.Dense { units = 32 }, L.Dense { units = 32 }
   local dproj, out = L.Dense { units = 64, activation = "relu" }, L.Dense { units = 784, activation = "sigmoid" }
   local mse = klua.losses.MeanSquaredError()
@@ -76,6 +77,11 @@ function workloads.vae()
     end
     opt:apply_gradients(tape:gradient(loss, vars), vars)
   end
+  return step
+end
+
+function workloads.vae()
+  local step = vae_step()
   local data = klua.random.uniform { 60000, 784 }
   local x = ops.slice_axis(data, 1, 1, 64):contiguous()
   timed("vae", function() step(x) end, 300)
@@ -129,6 +135,62 @@ function workloads.overhead()
   timed("overhead", function() step(x, y) end, 2000, 100, 1e6)
 end
 workloads["dense-big"] = workloads.dense_big
+
+--- dist: data parallelism, run alone or under `mpirun -np N` (scripts/bench_suite.lua
+-- runs both): the MNIST MLP (784-256-10, global batch 128) and the VAE step
+-- (global batch 64), each process on its rows of the batch, the optimizer
+-- averaging the gradients over MPI. Each measurement runs for about
+-- KLUA_BENCH_SECONDS (default 2) seconds; rank 0 prints
+--   DIST <name> <processes> <threads> <steps/s> <allreduce ms/step> <bytes/step> <bus GB/s>
+-- and, on several processes, an all-reduce of one 4 MB bucket alone:
+--   DIST allreduce-4MB <processes> <threads> <calls/s> <ms/call> <bytes/call> <bus GB/s>
+-- The bus bandwidth is Horovod's and NCCL's: bytes·2(N−1)/N per second of all-reduce.
+function workloads.dist()
+  local dist = klua.distribution
+  dist.initialize()
+  dist.set_distribution(dist.DataParallel())
+  local n, rank = dist.num_processes(), dist.process_id()
+  local budget = tonumber(os.getenv("KLUA_BENCH_SECONDS")) or 2
+  local function report(name, steps, seconds, st)
+    if rank ~= 0 then return end
+    local ar, bytes = st.seconds / steps, st.bytes / steps
+    local bus = ar > 0 and bytes * 2 * (n - 1) / n / ar / 1e9 or 0
+    io.write(("DIST %s %d %d %.3f %.4f %.0f %.3f\n"):format(name, n, klua.get_num_threads(), steps / seconds,
+      ar * 1e3, bytes, bus))
+    io.flush()
+  end
+  -- Runs fn for about `budget` seconds; every process runs the same number of times (rank 0's count).
+  local function measure(name, fn)
+    for _ = 1, 10 do fn() end
+    -- NOTE: a fixed count, not a time: each call is a collective, so a loop
+    -- ended by each process's own clock would leave them mismatched (a hang).
+    local t0, k = utils.now(), 20
+    for _ = 1, k do fn() end
+    local steps = math.max(10, math.floor(budget * k / (utils.now() - t0)))
+    steps = dist.broadcast(klua.tensor { steps }):tolist()[1]
+    dist.barrier()
+    dist.stats(true)
+    t0 = utils.now()
+    for _ = 1, steps do fn() end
+    report(name, steps, utils.now() - t0, dist.stats(true))
+  end
+  local function rows(x, global)   -- this process's rows of a global batch
+    local per = global / n
+    return ops.slice_axis(x, 1, rank * per + 1, (rank + 1) * per):contiguous()
+  end
+  local mlp = trainer({ L.Dense { units = 256, activation = "relu" }, L.Dense { units = 10 } },
+    klua.losses.SparseCategoricalCrossentropy { from_logits = true }, klua.optimizers.SGD { learning_rate = 0.01, momentum = 0.9 })
+  local x, y = klua.random.normal { 128, 784 }, klua.random.permutation_tensor(128) % 10
+  x, y = rows(x, 128), rows(y, 128)
+  measure("mlp", function() mlp(x, y) end)
+  local vae = vae_step()
+  local v = rows(klua.random.uniform { 64, 784 }, 64)
+  measure("vae", function() vae(v) end)
+  if n > 1 then
+    local bucket = klua.random.normal { 2 ^ 20 }
+    measure("allreduce-4MB", function() dist.all_reduce(bucket) end)
+  end
+end
 
 --- sgemm: OpenBLAS's own rate in this run (GFLOP/s reported in the median column).
 function workloads.sgemm()

@@ -75,6 +75,7 @@ function Generator:__init(seed)
   self._g = ffi.gc(p, C.kl_generator_free)
 end
 
+--- is_generator(x): true when x is a klua.random.Generator.
 function random.is_generator(x) return class.is_instance(x, Generator) end
 
 --- g:get_state(): a plain table of four 32-bit integers (JSON-serialisable).
@@ -111,15 +112,33 @@ local function opts(kw, who)
   if type(kw) == "number" then
     raise(("%s: the shape is one table, as in Keras: %s{2, 3} (Torch's %s(2, 3) is not supported); options go in a second table"):format(who, "klua." .. who, who))
   end
-  if kw ~= nil and type(kw) ~= "table" then raise(("%s: expected a table of options, got %s"):format(who, type(kw))) end
+  if kw ~= nil and (type(kw) ~= "table" or core.class_name_of(kw)) then
+    raise(("%s: expected a table of options, got %s"):format(who, core.describe(kw)))
+  end
   return kw or {}
+end
+
+-- made(who, p): own the tensor C returned; NULL raises C's message named for `who`.
+local function made(who, p)
+  if p == nil then raise(core.op_error(who)) end
+  return wrap(p)
+end
+
+-- num(kw, key, default, who): kw[key] or default, a finite number.
+local function num(kw, key, default, who)
+  local v = kw[key]
+  if v == nil then return default end
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+    raise(("%s: %s must be a finite number. Received: %s=%s"):format(who, key, key, core.received(v)))
+  end
+  return v
 end
 
 -- The global stream ---------------------------------------------------------------
 
 --- seed(n): restart the global stream from the integer seed n.
 function random.seed(n)
-  if type(n) ~= "number" then raise("random.seed: expected an integer seed") end
+  if not is_integer(n) or math.abs(n) >= 2 ^ 63 then raise("random.seed: expected an integer seed, got " .. core.describe(n)) end
   C.kl_random_seed(n)
 end
 
@@ -129,6 +148,37 @@ function random.get_state() return state_table(nil) end
 --- set_state(t): continue the global stream from a state get_state returned.
 function random.set_state(st) load_state(nil, st, "random.set_state") end
 
+-- The process stream ---------------------------------------------------------------
+-- Under a multi-process distribution the global stream is common to every
+-- process (the data order and the initial weights come from it), so the
+-- layers that draw without a seed (Dropout, recurrent and attention dropout)
+-- take this process's own stream instead; klua.distribution starts it.
+-- Without a distribution it does not exist and they use the global stream.
+
+local process_stream = nil
+local peek = ffi.gc(C.kl_generator_new(0), C.kl_generator_free)
+
+--- process_stream(): this process's own stream under a multi-process
+-- distribution, or nil (then unseeded layers draw from the global stream).
+function random.process_stream() return process_stream end
+
+--- start_process_stream(rank): (re)starts the process stream from the global
+-- stream's next value, read but not consumed (so the global stream stays the
+-- same for any number of processes), mixed with the rank: reproducible run to
+-- run and different on every rank. start_process_stream(nil) removes it.
+function random.start_process_stream(rank)
+  if rank == nil then process_stream = nil return nil end
+  if not is_integer(rank) or rank < 0 or rank >= 2 ^ 20 then
+    raise("random.start_process_stream: rank must be an integer in [0, 2^20). Received: rank=" .. core.received(rank))
+  end
+  C.kl_generator_get_state(nil, state_buf)
+  C.kl_generator_set_state(peek, state_buf)
+  local v = tonumber(C.kl_random_u32_g(peek))
+  -- 2^52 + v*2^20 + rank: never a 32-bit seed, so never the stream of a Generator(v)
+  process_stream = Generator(2 ^ 52 + v * 2 ^ 20 + rank)
+  return process_stream
+end
+
 -- Draws ---------------------------------------------------------------------------
 
 --- uniform(shape, {minval=0, maxval=1, seed=}): uniform in [minval, maxval).
@@ -136,7 +186,8 @@ function random.uniform(shape, kw)
   kw = opts(kw, "random.uniform")
   local g = stream(kw, "random.uniform")
   local nd, d = core.shape_arg(shape, "random.uniform")
-  return wrap(C.kl_random_uniform_g(g, nd, d, kw.minval or 0, kw.maxval or 1))
+  local who = "random.uniform"
+  return made(who, C.kl_random_uniform_g(g, nd, d, num(kw, "minval", 0, who), num(kw, "maxval", 1, who)))
 end
 
 --- normal(shape, {mean=0, stddev=1, seed=}): normally distributed values.
@@ -144,7 +195,8 @@ function random.normal(shape, kw)
   kw = opts(kw, "random.normal")
   local g = stream(kw, "random.normal")
   local nd, d = core.shape_arg(shape, "random.normal")
-  return wrap(C.kl_random_normal_g(g, nd, d, kw.mean or 0, kw.stddev or 1))
+  local who = "random.normal"
+  return made(who, C.kl_random_normal_g(g, nd, d, num(kw, "mean", 0, who), num(kw, "stddev", 1, who)))
 end
 
 --- truncated_normal(shape, {mean=0, stddev=1, seed=}): values beyond two
@@ -153,22 +205,24 @@ function random.truncated_normal(shape, kw)
   kw = opts(kw, "random.truncated_normal")
   local g = stream(kw, "random.truncated_normal")
   local nd, d = core.shape_arg(shape, "random.truncated_normal")
-  return wrap(C.kl_random_truncated_normal_g(g, nd, d, kw.mean or 0, kw.stddev or 1))
+  local who = "random.truncated_normal"
+  return made(who, C.kl_random_truncated_normal_g(g, nd, d, num(kw, "mean", 0, who), num(kw, "stddev", 1, who)))
 end
 
 --- bernoulli(shape, p=0.5, {seed=}): 1 with probability p, else 0; also
 -- written bernoulli(shape, {p=, seed=}).
 function random.bernoulli(shape, p, kw)
-  if type(p) == "table" then kw, p = p, p.p end
+  if type(p) == "table" and not core.class_name_of(p) then kw, p = p, p.p end
   kw = opts(kw, "random.bernoulli")
-  if p ~= nil and type(p) ~= "number" then raise("random.bernoulli: p must be a number. Received: p=" .. tostring(p)) end
+  if p ~= nil and (type(p) ~= "number" or p ~= p) then raise("random.bernoulli: p must be a number. Received: p=" .. core.received(p)) end
   local g = stream(kw, "random.bernoulli")
   local nd, d = core.shape_arg(shape, "random.bernoulli")
-  return wrap(C.kl_random_bernoulli_g(g, nd, d, p or 0.5))
+  return made("random.bernoulli", C.kl_random_bernoulli_g(g, nd, d, p or 0.5))
 end
 
 local function count(n, who)
-  if not is_integer(n) then raise(("%s: n must be an integer. Received: n=%s"):format(who, tostring(n))) end
+  if not is_integer(n) then raise(("%s: n must be an integer. Received: n=%s"):format(who, core.received(n))) end
+  if n > 2 ^ 31 then raise(("%s: n=%.0f is too large (at most 2^31)"):format(who, n)) end
   return n
 end
 
@@ -187,19 +241,16 @@ end
 --- permutation_tensor(n, {seed=}): the same as a float tensor, for ops.take.
 function random.permutation_tensor(n, kw)
   kw = opts(kw, "random.permutation_tensor")
-  count(n, "random.permutation")
-  return wrap(C.kl_random_permutation_tensor_g(stream(kw, "random.permutation_tensor"), n))
+  count(n, "random.permutation_tensor")
+  return made("random.permutation_tensor", C.kl_random_permutation_tensor_g(stream(kw, "random.permutation_tensor"), n))
 end
 
 --- shuffle(x, {axis=1, seed=}): x with its slices along axis in random order.
 function random.shuffle(x, kw)
   kw = opts(kw, "random.shuffle")
-  local t = require("klua.tensor").T(x)
+  local t = require("klua.tensor").T(x, "random.shuffle", "x")
   local axis = kw.axis or 1
-  local size = core.shape_of(t)[axis < 0 and t.nd + 1 + axis or axis]
-  if size == nil then
-    raise(("random.shuffle: axis %s is out of range for shape %s"):format(tostring(axis), core.shape_str(core.shape_of(t))))
-  end
+  local size = core.shape_of(t)[core.axis_arg(axis, t.nd, "random.shuffle") + 1]
   return require("klua.ops").take(t, random.permutation_tensor(size, kw), axis)
 end
 

@@ -14,6 +14,7 @@
 local core = require("klua.core")
 local class = require("klua.class")
 local collectives = require("klua.distribution.collectives")
+local random = require("klua.random")
 
 local raise = core.raise
 local proc = collectives.process
@@ -40,6 +41,7 @@ function M.initialize(a, b, c)
       .. " (run: mpirun -np %d klua script.lua)"):format(kw.num_processes, kw.num_processes))
   end
   collectives.initialize()
+  if proc.size > 1 then random.start_process_stream(proc.rank) end
   if kw.num_processes ~= nil and kw.num_processes ~= proc.size then
     raise(("initialize: num_processes=%d, but mpirun started %d processes"):format(kw.num_processes, proc.size))
   end
@@ -174,12 +176,17 @@ end
 local current = nil
 
 --- set_distribution(d): d (a DataParallel, or nil) becomes the distribution
--- that fit, evaluate, predict and the optimizers follow.
+-- that fit, evaluate, predict and the optimizers follow. In a job of several
+-- processes it also (re)starts klua.random's process stream (as initialize()
+-- does), from which unseeded Dropout, recurrent and attention dropout draw:
+-- their masks differ by rank, reproducibly, while the global stream (data
+-- order, initial weights) stays common.
 function M.set_distribution(d)
   if d ~= nil and not class.is_instance(d, DataParallel) then
     raise(("set_distribution: expected a klua.distribution.DataParallel (or nil), got %s"):format(class.name_of(d)))
   end
   current = d
+  if proc.size > 1 then random.start_process_stream(proc.rank) end
 end
 
 --- distribution(): the current distribution, or nil.
@@ -206,6 +213,31 @@ end
 --- is_chief(): false only on the processes other than rank 0 of a
 -- multi-process distribution; they neither print progress nor write files.
 function M.is_chief() return M.active() == nil or proc.rank == 0 end
+
+--------------------------------------------------------------------------------
+-- The process streams' states, for BackupAndRestore: only rank 0 writes the
+-- backup, so fit gathers every rank's state at each epoch's end
+-- (distribution/training.lua) and the backup keeps them all.
+
+local gathered = nil   -- { ["<rank>"] = {four integers}, ... }
+local function same_state(a, b)
+  for i = 1, 4 do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+--- set_process_stream_states(t): what the last gather returned (by rank, as strings).
+function M.set_process_stream_states(t) gathered = t end
+
+--- process_stream_states(): {["<rank>"] = state} for every rank when this
+-- rank's entry of the last gather is its stream's state now, else this
+-- rank's alone; nil when there is no process stream.
+function M.process_stream_states()
+  local g = random.process_stream()
+  if g == nil then return nil end
+  local mine, key = g:get_state(), tostring(proc.rank)
+  if gathered and gathered[key] and same_state(gathered[key], mine) then return gathered end
+  return { [key] = mine }
+end
 
 --------------------------------------------------------------------------------
 -- Collectives on tensors (see distribution/collectives.lua)

@@ -7,7 +7,8 @@
 --   * reduce_logs(model, logs): logs over the whole global batch, from the
 --     metrics' summed states, so History and the progress bar are global;
 --   * gather_outputs(y, data): predict's outputs for the whole batch;
---   * average_non_trainable(model): moving statistics averaged at epoch end;
+--   * average_non_trainable(model): moving statistics averaged at epoch end
+--     (and the process streams' states gathered for BackupAndRestore);
 --   * chief_writes(fn): model:save and save_weights on rank 0 only.
 -- Gradients are averaged by the optimizer (distribution.reduce_gradients).
 --
@@ -179,10 +180,27 @@ function M.sync_model(model, who)
   end
 end
 
+-- Every rank's process stream state (klua.random.process_stream), gathered so
+-- that rank 0's BackupAndRestore can save them all.
+local function gather_process_streams()
+  local g = random.process_stream()
+  if g == nil then return end
+  local all = collectives.gather_strings(table.concat(g:get_state(), ","))
+  local states = {}
+  for r, s in ipairs(all) do
+    local st = {}
+    for v in s:gmatch("[^,]+") do st[#st + 1] = tonumber(v) end
+    states[tostring(r - 1)] = st
+  end
+  distribution.set_process_stream_states(states)
+end
+
 --- average_non_trainable(model): the non-trainable weights (BatchNormalization's
--- moving statistics) averaged over the processes, at epoch end.
+-- moving statistics) averaged over the processes, at epoch end; the process
+-- streams' states are gathered there too (for BackupAndRestore).
 function M.average_non_trainable(model)
   if M.active() == nil then return end
+  gather_process_streams()
   local vars = model.non_trainable_weights
   if #vars == 0 then return end
   local mean = collectives.all_reduce(vars, { op = "mean" })

@@ -30,6 +30,7 @@ local tensor = require("klua.tensor")
 local variable = require("klua.variable")
 
 local BaseRNN = Layer:extend("BaseRNN")
+BaseRNN.input_spec = { ndim = 3, layout = "(batch, timesteps, features)" }   -- one tensor (Keras's input_spec)
 local unpack = unpack or table.unpack
 
 local zeros = tensor.zeros
@@ -37,6 +38,9 @@ local zeros = tensor.zeros
 -- (T-1, ..., 0): reverses the time axis with ops.take (cached per length).
 local index_cache = setmetatable({}, { __mode = "v" })
 local function reversed_index(t)
+  if type(t) ~= "number" or t < 0 or t % 1 ~= 0 or t > 2 ^ 31 then
+    core.raise("reversed_index: t must be a number of timesteps (a non-negative integer), got " .. core.describe(t))
+  end
   local idx = index_cache[t]
   if not idx then
     local list = {}
@@ -235,7 +239,7 @@ function BaseRNN:_run(x, kw, states)
   if kw.training and self.dropout > 0 then
     -- Keras 3: one input mask per sequence, the same at every timestep.
     local keep = 1 - self.dropout
-    local m = random.bernoulli({ n, 1, d }, keep, { seed = rawget(self, "seed_generator") })
+    local m = random.bernoulli({ n, 1, d }, keep, { seed = rawget(self, "seed_generator") or random.process_stream() })
     x = x * (m / keep)
   end
   local bias = self.bias or self:_zero_bias()
@@ -250,7 +254,7 @@ end
 -- A dropout mask (0 or 1/keep) of the given shape from the layer's stream.
 function BaseRNN:_dropout_mask(shape, rate)
   local keep = 1 - rate
-  return random.bernoulli(shape, keep, { seed = rawget(self, "seed_generator") }) / keep
+  return random.bernoulli(shape, keep, { seed = rawget(self, "seed_generator") or random.process_stream() }) / keep
 end
 
 -- Columns (k-1)*units+1 .. k*units of the last axis: gate k's block.

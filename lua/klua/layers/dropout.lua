@@ -2,12 +2,14 @@
 -- `rate` and scale the rest by 1 / (1 - rate); the identity otherwise.
 -- With a seed the layer draws from its own stream, self.seed_generator
 -- (reproducible, and leaves klua.random's stream alone); without one it uses
--- klua.random's global stream.
+-- klua.random's global stream, or under a multi-process distribution this
+-- process's own stream (klua.random.process_stream()), so masks differ by rank.
 local core = require("klua.core")
 local Layer = require("klua.layer")
 local random = require("klua.random")
 
 local Dropout = Layer:extend("Dropout")
+Dropout.input_spec = {}   -- one tensor
 Dropout.supports_masking = true
 
 --- Dropout{rate, noise_shape=nil, seed=nil, ...}: while training, zeroes each input with probability rate and
@@ -48,7 +50,7 @@ end
 function Dropout:call(x, kw)
   if not kw.training or self.rate == 0 then return x end
   local keep = 1 - self.rate
-  local mask = random.bernoulli(mask_shape(self, x), keep, { seed = rawget(self, "seed_generator") })
+  local mask = random.bernoulli(mask_shape(self, x), keep, { seed = rawget(self, "seed_generator") or random.process_stream() })
   return core.op("mul", x, core.op("scale", mask, nil, nil, { f = { 1 / keep, 0 } }))
 end
 

@@ -139,7 +139,7 @@ function MultiHeadAttention:call(query, ...)
   local attn = probs
   if kw.training and self.dropout > 0 then
     local keep = 1 - self.dropout
-    attn = probs * (random.bernoulli(probs:shape(), keep, { seed = rawget(self, "seed_generator") }) / keep)
+    attn = probs * (random.bernoulli(probs:shape(), keep, { seed = rawget(self, "seed_generator") or random.process_stream() }) / keep)
   end
   local ctx = ops.matmul(attn, v)                                    -- (B,H,Tq,V)
   local B, Tq = tonumber(query.dims[0]), tonumber(query.dims[1])

@@ -1,11 +1,13 @@
 -- saving/training_state.lua — what BackupAndRestore writes and reads: the
 -- weights, the optimizer's state, the epoch, every random generator's state
--- (klua.random's global stream, the generators the model's layers hold and
+-- (klua.random's global stream and, on several processes, every rank's
+-- process stream; the generators the model's layers hold and
 -- those of the training data, e.g. a seeded Dataset:shuffle) and the
 -- callbacks' states, in one file written atomically.
 local core = require("klua.core")
 local json = require("klua.json")
 local random = require("klua.random")
+local distribution = require("klua.distribution")
 local safetensors = require("klua.saving.safetensors")
 local serialization = require("klua.saving.serialization")
 local weights = require("klua.saving.weights")
@@ -33,6 +35,8 @@ end
 local function rng_state(model, data_generators)
   local st = { global = random.get_state(), generators = {} }
   for _, e in ipairs(generators(model, data_generators)) do st.generators[e.name] = e.gen:get_state() end
+  -- under a multi-process distribution: every rank's own stream (unseeded dropout), by rank
+  st.process = distribution.process_stream_states()
   return st
 end
 
@@ -42,6 +46,9 @@ local function set_rng_state(model, data_generators, st)
     local s = st.generators and st.generators[e.name]
     if s then e.gen:set_state(s) end
   end
+  local g = random.process_stream()
+  local mine = g and st.process and st.process[tostring(distribution.process_id())]
+  if mine then g:set_state(mine) end
 end
 
 --- save_training_state(model, path, {epoch=, callbacks=, generators=}): weights, optimizer state, epoch, random
