@@ -386,6 +386,16 @@ describe_mpi("data parallelism over MPI (mpirun -np 2 and -np 4)", function()
     assert.is_nil(out:find("rank 0 finished", 1, true))
   end)
 
+  it("ends the whole job within 30 s, naming the rank, when rank 1 is killed", function()
+    local t0 = os.time()
+    local out, code = mpirun(2, "tests/dist/faults.lua killed_rank1", 60)
+    assert.is_true(os.time() - t0 < 30)
+    assert.are_not.equal(0, code)
+    assert.are_not.equal(124, code)   -- not the timeout
+    assert.truthy(out:find("rank 1") , out)
+    assert.is_nil(out:find("rank 0 finished", 1, true))
+  end)
+
   it("stops at the first step, naming the variable and its shape on each rank, when the models differ", function()
     local out, code = mpirun(2, "tests/dist/faults.lua wider_on_rank1", 60)
     assert.are_not.equal(0, code)

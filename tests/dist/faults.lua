@@ -2,6 +2,7 @@
 -- tests/distribution_spec.lua (run under mpirun -np 2):
 --   error_on_rank1: rank 1 raises a Lua error in its third step while rank 0
 --                   waits in the step's collective;
+--   killed_rank1:   rank 1 is killed (SIGKILL) in its third step;
 --   wider_on_rank1: rank 1 builds a wider hidden layer;
 --   extra_on_rank1: rank 1 builds one more layer;
 --   sync_bn_short:  BatchNormalization{synchronized = true} and a last batch
@@ -27,6 +28,7 @@ local model = klua.Sequential(layers)
 model:compile { optimizer = "sgd", loss = "mse" }
 local cb = klua.callbacks.LambdaCallback { on_train_batch_begin = function(batch)
   if mode == "error_on_rank1" and rank == 1 and batch == 2 then error("deliberate failure in step 3 on rank 1") end
+  if mode == "killed_rank1" and rank == 1 and batch == 2 then os.execute("kill -9 $PPID") end   -- the shell's parent: this process
 end }
 model:fit { x = x, y = y, batch_size = 8, epochs = 50, verbose = 0, callbacks = { cb } }
 print("rank " .. rank .. " finished")
