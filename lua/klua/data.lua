@@ -133,6 +133,8 @@ local function pack(...) return select("#", ...), { ... } end
 local Dataset = class("Dataset")
 data.Dataset = Dataset
 
+--- Dataset(open, cardinality): a pipeline of elements (tensors, or tables of them), as tf.data.Dataset; made with
+-- Dataset.from_tensor_slices(x) and chained: ds:shuffle(1024):batch(64), iterated with ds:iter().
 -- open() returns a fresh next() that yields elements, then nil (and nil again).
 -- Datasets made of the rows of one source (from_tensor_slices, then shuffle)
 -- also keep index_open(), a stream of bare 0-based row numbers, so batch can
@@ -164,6 +166,7 @@ local function refs_of(index_open, src)
   end
 end
 
+--- is_dataset(x): true when x is a klua.data.Dataset.
 function data.is_dataset(x) return class.is_instance(x, Dataset) end
 
 -- Leaves: tensors, or flat Lua lists of numbers (converted). Deeper numeric
@@ -222,25 +225,23 @@ end
 --- ds:cardinality(): the number of elements; -1 infinite, -2 unknown (filter).
 function Dataset:cardinality() return self._card end
 
---- ds:shuffle(buffer_size, seed, reshuffle_each_iteration=true), or
--- ds:shuffle(buffer_size, {seed=, reshuffle_each_iteration=}). As in tf.data:
--- a buffer of buffer_size elements, each output drawn at random from it (a
--- buffer at least as large as the dataset gives a uniform permutation).
+--- Dataset:shuffle(buffer_size, seed=nil, reshuffle_each_iteration=true) (also shuffle(buffer_size, {seed=, reshuffle_each_iteration=})):
+-- each output drawn at random from a buffer of buffer_size elements (at least the dataset's size: a uniform permutation).
 -- The orders come from a Generator held by the dataset (ds:generators()):
 -- Generator(seed) (or the Generator given as seed), or without a seed one
 -- seeded now from klua.random (so klua.random.seed fixes it). Each iteration
 -- draws its order's seed from it; with reshuffle_each_iteration=false every
 -- iteration uses the first order.
 function Dataset:shuffle(buffer_size, seed, reshuffle)
-  if type(seed) == "table" and not random.is_generator(seed) then
+  if type(seed) == "table" and not random.is_generator(seed) and not core.class_name_of(seed) then
     seed, reshuffle = seed.seed, seed.reshuffle_each_iteration
   end
   if type(buffer_size) ~= "number" or buffer_size < 1 or buffer_size ~= math.floor(buffer_size) then
     raise(("Dataset.shuffle: buffer_size must be a positive integer, got %s"):format(tostring(buffer_size)))
   end
   local given = random.is_generator(seed)
-  if seed ~= nil and not given and (type(seed) ~= "number" or seed ~= math.floor(seed)) then
-    raise(("Dataset.shuffle: seed must be an integer or a klua.random.Generator, got %s"):format(tostring(seed)))
+  if seed ~= nil and not given and (type(seed) ~= "number" or seed ~= math.floor(seed) or math.abs(seed) == math.huge) then
+    raise(("Dataset.shuffle: seed must be an integer or a klua.random.Generator, got %s"):format(core.describe(seed)))
   end
   if reshuffle == nil then reshuffle = true end
   local gen = given and seed or random.Generator(seed)
@@ -284,8 +285,8 @@ function Dataset:shuffle(buffer_size, seed, reshuffle)
   return Dataset(shuffled(self._open), self._card, nil, nil, gens)
 end
 
---- ds:batch(batch_size, {drop_remainder=false}) (or batch(n, true)): stacks
--- consecutive elements along a new first axis; the last batch may be short.
+--- Dataset:batch(batch_size, {drop_remainder=false}) (also batch(n, true)): stacks consecutive elements along a
+-- new first axis; the last batch may be short unless drop_remainder.
 function Dataset:batch(batch_size, opts)
   local drop = (type(opts) == "table" and opts.drop_remainder) or opts == true
   if type(batch_size) ~= "number" or batch_size < 1 or batch_size ~= math.floor(batch_size) then

@@ -26,7 +26,7 @@ local function as_tensor(x, what)
   if type(x) == "table" and core.is_tensor(x[1]) then   -- a list of images
     return core.op_n("stack", x, { axes = { 0 } })
   end
-  if type(x) == "table" then return core.to_tensor(x) end
+  if type(x) == "table" then return core.to_tensor(x, what, "images") end
   raise(("%s: expected a tensor, got %s"):format(what, type(x)))
 end
 
@@ -50,18 +50,28 @@ local function bit_depth_of(opts, what)
   return d
 end
 
---- read_png(path) -> tensor (H,W,C), bit_depth
+--- read_png(path, {max_bytes=}) -> tensor (H,W,C), bit_depth
 -- C is 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA); palette files give RGB
 -- (RGBA with transparency). Values are 0..255 (0..65535 for 16-bit files).
-function image.read_png(path)
+-- max_bytes (default 1 GiB) bounds the memory decoding takes (the decoded rows
+-- plus the tensor, about 5 bytes per 8-bit sample): a larger image fails
+-- before anything is allocated. Ancillary chunks (text, ICC profiles) are
+-- skipped unread.
+function image.read_png(path, opts)
+  if opts ~= nil and (type(opts) ~= "table" or core.class_name_of(opts)) then raise(("%s: opts must be a table, got %s"):format("read_png", core.describe(opts))) end -- one-line check (bad-input sweep)
   check_path(path, "read_png")
-  local t = wrap(C.kl_png_read(path, depth_buf))
+  local max_bytes = opts and opts.max_bytes or 0
+  if type(max_bytes) ~= "number" or max_bytes < 0 or max_bytes % 1 ~= 0 then
+    raise(("read_png: max_bytes must be a positive integer (bytes). Received: max_bytes=%s"):format(tostring(max_bytes)))
+  end
+  local t = wrap(C.kl_png_read(path, depth_buf, max_bytes))
   return t, depth_buf[0]
 end
 
 --- write_png(path, img, {max_value=, bit_depth=8})
 -- img: (H,W), (H,W,1), (H,W,2), (H,W,3) or (H,W,4). See the range rule above.
 function image.write_png(path, img, opts)
+  if opts ~= nil and (type(opts) ~= "table" or core.class_name_of(opts)) then raise(("%s: opts must be a table, got %s"):format("write_png", core.describe(opts))) end -- one-line check (bad-input sweep)
   opts = opts or {}
   check_path(path, "write_png")
   img = as_tensor(img, "write_png")
@@ -71,6 +81,7 @@ function image.write_png(path, img, opts)
 end
 
 local function grid_args(images, opts, what)
+  if opts ~= nil and (type(opts) ~= "table" or core.class_name_of(opts)) then raise(("%s: opts must be a table, got %s"):format(what, core.describe(opts))) end -- one-line check (bad-input sweep)
   opts = opts or {}
   images = as_tensor(images, what)
   local ncol = opts.nrow or 0   -- torchvision's name: images per row of the grid

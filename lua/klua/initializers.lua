@@ -14,31 +14,56 @@ local nn = require("klua.nn")
 
 local M = {}
 
-local function shape_list(shape)
+local function shape_list(shape, who)
   if type(shape) == "number" then shape = { shape } end
-  if type(shape) ~= "table" then core.raise("initializer: expected a shape table like {784, 64}, got " .. type(shape)) end
+  if type(shape) ~= "table" or core.class_name_of(shape) then
+    core.raise(("%s: expected a shape table like {784, 64}, got %s"):format(who or "initializer", core.describe(shape)))
+  end
+  core.shape_arg(shape, who or "initializer")   -- validates
   return shape
 end
 
 local Initializer = class("Initializer")
 M.Initializer = Initializer
 
+--- Initializer{}: the base class of initializers; init(shape) returns a new tensor. A subclass defines
+-- generate(shape) (and validate, get_config).
 function Initializer:__init(kw)
   if kw ~= nil and type(kw) ~= "table" then
     core.raise(("%s: expected a table of options, got %s"):format(rawget(getmetatable(self), "__name"), type(kw)))
   end
 end
 
+--- Initializer:generate(shape): the values for shape, what a subclass defines; init(shape) calls it.
+--- Initializer:validate(): a subclass's check of its arguments, run by the constructor when defined.
 function Initializer:__call(shape, dtype)
   if dtype ~= nil and dtype ~= "float32" then
     core.raise(("%s: dtype %s is not supported"):format(self:class_name(), tostring(dtype)))
   end
-  shape = shape_list(shape)
-  core.shape_arg(shape, self:class_name())   -- validates
   return self:generate(shape)
 end
 
+-- Every generate(shape) a subclass defines checks the shape and names the class in its errors.
+function Initializer.__init_subclass(cls)
+  getmetatable(cls).__newindex = function(c, k, v)
+    if k == "generate" and type(v) == "function" then
+      local f = v
+      v = function(self, shape)
+        local who = self:class_name()
+        return core.named(who, f, self, shape_list(shape, who))
+      end
+    end
+    class.define(c, k, v)
+  end
+end
+
+function Initializer:generate(shape)
+  core.raise(self:class_name() .. ": generate(shape) is not implemented (a subclass of Initializer defines it)")
+end
+
+--- Initializer:class_name(): the class's name, "GlorotUniform".
 function Initializer:class_name() return rawget(getmetatable(self), "__name") end
+--- Initializer:get_config(): the constructor arguments as a table (from_config rebuilds it).
 function Initializer:get_config() return {} end
 function Initializer:__tostring() return self:class_name() .. "()" end
 
@@ -55,7 +80,7 @@ local function define(name, parent, defaults)
   cls.defaults = defaults
   if defaults then
     cls.__init = function(self, kw)
-      if kw ~= nil and type(kw) ~= "table" then kw = { [defaults[1][1]] = kw } end
+      if kw ~= nil and (type(kw) ~= "table" or core.class_name_of(kw)) then kw = { [defaults[1][1]] = kw } end
       kw = kw or {}
       for _, d in ipairs(defaults) do
         local v = kw[d[1]]
@@ -63,7 +88,7 @@ local function define(name, parent, defaults)
         self[d[1]] = v
       end
       if kw.seed ~= nil and (type(kw.seed) ~= "number" or kw.seed % 1 ~= 0) then
-        core.raise(("%s: seed must be an integer. Received: seed=%s"):format(name, tostring(kw.seed)))
+        core.raise(("%s: seed must be an integer. Received: seed=%s"):format(name, core.received(kw.seed)))
       end
       if self.validate then self:validate() end
     end
@@ -77,12 +102,15 @@ local function define(name, parent, defaults)
   return cls
 end
 
+--- Zeros(): tensors of zeros.
 local Zeros = define("Zeros")
 function Zeros:generate(shape) return tensor.zeros(shape) end
 
+--- Ones(): tensors of ones.
 local Ones = define("Ones")
 function Ones:generate(shape) return tensor.ones(shape) end
 
+--- Constant{value=0.0} (also Constant(value)): the value everywhere; an array value (a tensor or nested list) is broadcast to the shape.
 -- Keras's Constant(value): a number, or an array (a tensor or a nested Lua
 -- list) broadcast to the shape asked for. The config holds an array as a
 -- nested list.
@@ -117,18 +145,21 @@ function Constant:get_config()
   return { value = core.is_tensor(v) and v:totable() or v }
 end
 
+--- RandomNormal{mean=0.0, stddev=0.05, seed=nil}: normal draws.
 local RandomNormal = define("RandomNormal", nil, { { "mean", 0.0 }, { "stddev", 0.05 }, { "seed", nil } })
 function RandomNormal:validate() positive("RandomNormal", "stddev", self.stddev) end
 function RandomNormal:generate(shape)
   return random.normal(shape, { mean = self.mean, stddev = self.stddev, seed = self.seed })
 end
 
+--- TruncatedNormal{mean=0.0, stddev=0.05, seed=nil}: normal draws redrawn beyond two standard deviations.
 local TruncatedNormal = define("TruncatedNormal", nil, { { "mean", 0.0 }, { "stddev", 0.05 }, { "seed", nil } })
 function TruncatedNormal:validate() positive("TruncatedNormal", "stddev", self.stddev) end
 function TruncatedNormal:generate(shape)
   return random.truncated_normal(shape, { mean = self.mean, stddev = self.stddev, seed = self.seed })
 end
 
+--- RandomUniform{minval=-0.05, maxval=0.05, seed=nil}: uniform draws in [minval, maxval).
 local RandomUniform = define("RandomUniform", nil, { { "minval", -0.05 }, { "maxval", 0.05 }, { "seed", nil } })
 function RandomUniform:validate()
   if type(self.minval) ~= "number" or type(self.maxval) ~= "number" or self.maxval < self.minval then
@@ -140,9 +171,11 @@ function RandomUniform:generate(shape)
   return random.uniform(shape, { minval = self.minval, maxval = self.maxval, seed = self.seed })
 end
 
+--- compute_fans(shape): Keras's fan_in, fan_out of a kernel shape (..., in, out).
 -- Keras's compute_fans: kernels are (..., in, out); the leading sizes form the
 -- receptive field.
 local function compute_fans(shape)
+  shape = shape_list(shape, "compute_fans")
   local n = #shape
   if n == 0 then return 1, 1 end
   if n == 1 then return shape[1], shape[1] end
@@ -157,6 +190,8 @@ M.compute_fans = compute_fans
 -- variance at `scale` (Keras's constant).
 local TRUNC_STD = 0.87962566103423978
 
+--- VarianceScaling{scale=1.0, mode="fan_in", distribution="truncated_normal", seed=nil}: draws of variance
+-- scale / fan (fan_in, fan_out or fan_avg), truncated normal, untruncated normal or uniform.
 local VarianceScaling = define("VarianceScaling", nil,
   { { "scale", 1.0 }, { "mode", "fan_in" }, { "distribution", "truncated_normal" }, { "seed", nil } })
 function VarianceScaling:validate()
@@ -196,20 +231,30 @@ end
 local function fixed(name, scale, mode, distribution)
   local cls = define(name, VarianceScaling)
   cls.__init = function(self, kw)
-    if kw ~= nil and type(kw) ~= "table" then kw = { seed = kw } end
+    if kw ~= nil and (type(kw) ~= "table" or core.class_name_of(kw)) then kw = { seed = kw } end
     kw = kw or {}
+    if kw.seed ~= nil and (type(kw.seed) ~= "number" or kw.seed % 1 ~= 0) then
+      core.raise(("%s: seed must be an integer. Received: seed=%s"):format(name, core.received(kw.seed)))
+    end
     VarianceScaling.__init(self, { scale = scale, mode = mode, distribution = distribution, seed = kw.seed })
   end
   cls.get_config = function(self) return { seed = self.seed } end
   return cls
 end
+--- GlorotUniform{seed=nil}: uniform in ±sqrt(6 / (fan_in + fan_out)) (Xavier); the default kernel initializer.
 fixed("GlorotUniform", 1.0, "fan_avg", "uniform")
+--- GlorotNormal{seed=nil}: truncated normal of variance 2 / (fan_in + fan_out).
 fixed("GlorotNormal", 1.0, "fan_avg", "truncated_normal")
+--- HeNormal{seed=nil}: truncated normal of variance 2 / fan_in.
 fixed("HeNormal", 2.0, "fan_in", "truncated_normal")
+--- HeUniform{seed=nil}: uniform in ±sqrt(6 / fan_in).
 fixed("HeUniform", 2.0, "fan_in", "uniform")
+--- LecunNormal{seed=nil}: truncated normal of variance 1 / fan_in.
 fixed("LecunNormal", 1.0, "fan_in", "truncated_normal")
+--- LecunUniform{seed=nil}: uniform in ±sqrt(3 / fan_in).
 fixed("LecunUniform", 1.0, "fan_in", "uniform")
 
+--- Orthogonal{gain=1.0, seed=nil}: a (semi-)orthogonal matrix (over the last axis) times gain.
 -- Keras: QR of a normal (max(r,c), min(r,c)) matrix, Q's columns signed so
 -- that R's diagonal is positive, transposed when there are fewer rows than
 -- columns, times gain. The QR runs in C (nn.orthonormal, Gram-Schmidt).
@@ -229,6 +274,7 @@ function Orthogonal:generate(shape)
   return q
 end
 
+--- Identity{gain=1.0}: gain times the identity matrix (2-D shapes only).
 local Identity = define("Identity", nil, { { "gain", 1.0 } })
 function Identity:generate(shape)
   if #shape ~= 2 then
@@ -263,9 +309,10 @@ function M.get(id) return registry.resolve(id, GET) end
 --- serialize(init): {class_name=, config=} (a plain function: its registered name, else nil).
 function M.serialize(init)
   if type(init) == "string" then return init end
-  return registry.serialize(init)
+  return registry.serialize(init, core.raise)
 end
 
+--- deserialize(config): the initializer a serialize() table describes (the same as get).
 M.deserialize = M.get
 
 return M

@@ -26,6 +26,7 @@ local function no_values(t)
     .. "e.g. klua.layers.Lambda(function(x) return klua.ops.exp(x) end)(x)"):format(tostring(t)))
 end
 
+KerasTensor.__to_tensor = no_values   -- klua.tensor / an op given a symbolic tensor
 KerasTensor.__index = function(t, k)
   if type(k) == "number" then no_values(t) end
   return KerasTensor[k]
@@ -55,6 +56,7 @@ function M.new(shape, node, name)
     KerasTensor)
 end
 
+--- is_keras_tensor(x): true for a symbolic tensor (klua.Input's output, a layer call on one).
 local function is_kt(x) return getmetatable(x) == KerasTensor end
 M.is_keras_tensor = is_kt
 
@@ -93,6 +95,7 @@ end
 -- Arithmetic: a TensorOp layer called on the operands.
 
 local TensorOp = Layer:extend("TensorOp")
+TensorOp.accepts_any_input = true   -- operands: tensors and Lua numbers (x + 2)
 M.TensorOp = TensorOp
 local OPS = { add = true, subtract = true, multiply = true, divide = true, power = true, negative = true }
 

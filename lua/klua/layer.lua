@@ -32,6 +32,14 @@ local Layer = class("Layer")
 
 Layer.UNKNOWN = -1          -- an unknown dimension, e.g. the batch
 Layer.supports_masking = false
+-- A layer is called on tensors (or lists and named tables of them); a class
+-- that takes other values (TextVectorization: strings) sets this and checks them.
+Layer.accepts_any_input = false
+-- Keras's input_spec, light: nil (any inputs), or a table declaring that the
+-- layer takes one tensor, with optional rank bounds {ndim=, min_ndim=,
+-- max_ndim=, layout= (named in the message: "(batch, timesteps, features)")};
+-- layer(x) checks it before build and call.
+Layer.input_spec = nil
 -- function(layer, name, shape) -> value or nil: set only while klua.saving
 -- builds a model from a file (see add_weight).
 Layer.weight_source = nil
@@ -49,6 +57,7 @@ local is_tensor = core.is_tensor
 
 local is_variable = variable.is_variable
 
+--- Layer.is_layer(x): true when x is a layer (or model) instance.
 local function is_layer(x)
   return type(x) == "table" and rawget(x, "_klua_layer") == true
 end
@@ -63,12 +72,15 @@ local function class_name(cls)
   return type(cls) == "table" and rawget(cls, "__name") or "Layer"
 end
 
+--- Layer.class_name(layer_or_class): the class's name, "Dense" for a Dense layer.
 function Layer.class_name(self)
   return class_name(is_layer(self) and class_of(self) or self)
 end
 
+--- Layer.snake_case(name): Keras's to_snake_case, the base of default layer names ("Conv2D" -> "conv2d").
 -- Keras's to_snake_case: "MLPBlock" -> "mlp_block", "Conv2D" -> "conv2d".
 local function snake_case(name)
+  if type(name) ~= "string" then core.raise("snake_case: expected a string, got " .. core.describe(name)) end
   local s = name:gsub("(.)(%u%l+)", "%1_%2")
   s = s:gsub("(%l)(%u)", "%1_%2")
   return s:lower()
@@ -77,13 +89,16 @@ Layer.snake_case = snake_case
 
 -- Unique names per prefix: dense, dense_1, dense_2 ...
 local uids = {}
+--- Layer.unique_name(prefix): prefix, then prefix_1, prefix_2, ... on later calls (default layer names).
 local function unique_name(prefix)
+  if type(prefix) ~= "string" then core.raise("unique_name: prefix must be a string, got " .. core.describe(prefix)) end
   local n = uids[prefix]
   uids[prefix] = (n or 0) + 1
   if n == nil then return prefix end
   return prefix .. "_" .. n
 end
 Layer.unique_name = unique_name
+--- Layer.reset_names(): restarts the default layer names (dense, dense_1, ...), as Keras's clear_session.
 -- Forget the name counters (klua.backend.clear_session-like, for tests).
 function Layer.reset_names()
   uids = {}
@@ -92,6 +107,8 @@ end
 local shape_str = core.shape_str
 Layer.shape_str = shape_str
 
+--- Layer.args(first, kw, key): a constructor's arguments as (value of `key`, keyword table), whether it was
+-- called as Cls(4, {...}) or Cls{key = 4, ...}.
 -- Constructors accept Keras's positional first argument or one config table:
 -- Dense(32, {activation = "relu"}) and Dense{units = 32, activation = "relu"}.
 -- Returns the first argument's value and the keyword table.
@@ -101,13 +118,21 @@ function Layer.args(first, kw, key)
     if v == nil then v = first[1] end
     return v, first
   end
+  if kw ~= nil and (type(kw) ~= "table" or core.class_name_of(kw)) then
+    core.raise(("Layer.args: the keyword arguments must be a table, got %s"):format(core.describe(kw)))
+  end
   return first, kw or {}
 end
 
+--- Layer.check_positive_int(class_name, key, v): v, or a Keras-style error ("Dense: units must be a positive integer. Received: units=-3").
 -- Keras-style argument check: "Dense: units must be a positive integer. Received: units=-3".
 function Layer.check_positive_int(cls, key, v)
+  if type(cls) ~= "string" or type(key) ~= "string" then
+    core.raise(("check_positive_int(class_name, key, value): class_name and key must be strings, got %s and %s")
+      :format(core.describe(cls), core.describe(key)))
+  end
   if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
-    core.raise(("%s: %s must be a positive integer. Received: %s=%s"):format(cls, key, key, tostring(v)))
+    core.raise(("%s: %s must be a positive integer. Received: %s=%s"):format(cls, key, key, core.received(v)))
   end
   return v
 end
@@ -119,16 +144,19 @@ local function prefix_of(self)
   return string.format("%s '%s': ", Layer.class_name(self), tostring(rawget(self, "name")))
 end
 
+--- Layer:raise(fmt, ...): raises "<Class> '<name>': <message>" (string.format) at the user's line.
 -- Raise `<Class> '<name>': <message>` at the user's line.
 function Layer:raise(fmt, ...)
   local msg = select("#", ...) > 0 and string.format(fmt, ...) or fmt
   core.raise(prefix_of(self) .. msg)
 end
 
--- An error escaping call()/build(): name the layer unless a layer already did.
+-- An error escaping call()/build(): name the layer unless the message names
+-- it already; an inner layer's message keeps its own name after this one's
+-- ("Bidirectional 'b': LSTM 'forward_lstm': ...").
 local function annotate(self, err)
   if type(err) ~= "string" then return err end
-  if err:find("%u[%w_]*%s'[^']*': ") then return err end
+  if err:find(prefix_of(self), 1, true) then return err end
   local pos, rest = err:match("^([^\n]-:%d+: )(.*)$")
   if pos then return pos .. prefix_of(self) .. rest end
   return prefix_of(self) .. err
@@ -315,9 +343,70 @@ end
 -- build() marks the layer built when it returns, so calling layer:build(shape)
 -- by hand and then layer(x) builds only once (Keras's build wrapper). Every
 -- `build` assigned to a layer class is wrapped once, when it is defined.
+-- What a layer takes as an input: tensors (numbers and nested tables of
+-- numbers are converted before), or lists and named tables of them. Returns
+-- nil, or a description of what is wrong.
+local function bad_input(x, depth)
+  if is_tensor(x) then return nil end
+  if type(x) == "table" and not core.class_name_of(x) and not is_layer(x) then
+    if next(x) == nil then return "an empty table" end
+    if depth >= 4 then return "a table nested too deeply" end
+    for _, v in pairs(x) do
+      local why = bad_input(v, depth + 1)
+      if why then return "a table holding " .. why end
+    end
+    return nil
+  end
+  return core.describe(x)
+end
+
+-- A shape as build() and compute_output_shape() take it: a list of sizes (-1
+-- for an unknown size) or, for several inputs, a list or named table of such
+-- lists. Objects (a Layer, a tensor) are not shapes.
+local function is_shape(s, depth)
+  if type(s) ~= "table" or core.class_name_of(s) or depth > 4 then return false end
+  local count, numbers = 0, 0
+  for _, d in pairs(s) do
+    count = count + 1
+    if type(d) == "table" then
+      if not is_shape(d, depth + 1) then return false end
+    elseif type(d) == "number" and d % 1 == 0 and d >= -1 then
+      numbers = numbers + 1
+    else
+      return false
+    end
+  end
+  -- sizes: a list of numbers only; otherwise {} (a scalar) or a list / named table of shapes
+  return numbers == 0 or (numbers == count and count == #s)
+end
+--- Layer.is_shape(s): true for a shape as build() takes it: a list of sizes (-1 unknown), or a list or named
+-- table of such lists for several inputs.
+function Layer.is_shape(s) return is_shape(s, 0) end
+
+-- check_shapes(self, what, ...): the shape arguments of build / compute_output_shape.
+local function check_shapes(self, what, ...)
+  for i = 1, math.max(select("#", ...), 1) do
+    local s = select(i, ...)
+    if (s ~= nil or (i == 1 and not self.accepts_any_input)) and not is_shape(s, 0) then
+      Layer.raise(self, "%s: %s must be a list of sizes like {2, 3} (-1 for an unknown size), got %s", what,
+        i == 1 and "input_shape" or ("input shape " .. i), core.describe(s))
+    end
+    if self.input_spec and s ~= nil and (i > 1 or next(s) ~= nil and type(select(2, next(s))) == "table") then
+      Layer.raise(self, "%s: the layer takes one input, so one shape like {2, 3}, got %s", what,
+        i > 1 and (i .. " shapes") or "a list of shapes")
+    end
+  end
+end
+
 local function wrap_build(f)
   return function(self, ...)
-    local r = f(self, ...)
+    local r
+    if is_layer(self) then
+      check_shapes(self, "build", ...)
+      r = core.named(prefix_of(self):sub(1, -3), f, self, ...)
+    else
+      r = f(self, ...)
+    end
     if is_layer(self) then
       rawset(self, "built", true)
       if rawget(self, "_build_shapes") == nil then rawset(self, "_build_shapes", { ... }) end
@@ -336,7 +425,42 @@ end
 
 local call_layer, layer_tostring
 
+-- compute_output_shape(shape, ...) checks its shapes and names the layer in its errors.
+local function wrap_output_shape(f)
+  return function(self, ...)
+    if not is_layer(self) then return f(self, ...) end
+    check_shapes(self, "compute_output_shape", ...)
+    return core.named(prefix_of(self):sub(1, -3), f, self, ...)
+  end
+end
+
+-- compute_mask(inputs, mask) checks that inputs are tensors and names the layer in its errors.
+local function wrap_compute_mask(f)
+  return function(self, inputs, mask)
+    if not is_layer(self) then return f(self, inputs, mask) end
+    local why = inputs ~= nil and not self.accepts_any_input and bad_input(inputs, 0)   -- Keras: inputs may be None
+    if why then Layer.raise(self, "compute_mask: inputs must be a tensor or a list of tensors, got %s", why) end
+    if mask ~= nil then
+      why = bad_input(mask, 0)
+      if why then Layer.raise(self, "compute_mask: mask must be a tensor, a list of tensors or nil, got %s", why) end
+    end
+    return core.named(prefix_of(self):sub(1, -3), f, self, inputs, mask)
+  end
+end
+
+-- Constructing a layer names its class in whatever fails inside __init (an
+-- initializer or activation it looks up, a keyword of the wrong type): the
+-- class's call, as klua.class makes it, with __init run under core.named
+-- (__init itself stays as written, for help()).
+local function construct(c, ...)
+  local obj = setmetatable({}, c)
+  local init = c.__init
+  if init then core.named(class_name(c), init, obj, ...) end
+  return obj
+end
+
 function Layer.__init_subclass(cls)
+  getmetatable(cls).__call = construct
   local parent = rawget(cls, "super")
   local props = {}
   if parent then for k, g in pairs(rawget(parent, "_properties")) do props[k] = g end end
@@ -348,6 +472,8 @@ function Layer.__init_subclass(cls)
   end)
   getmetatable(cls).__newindex = function(c, k, v)
     if k == "build" and type(v) == "function" then v = wrap_build(v) end
+    if k == "compute_output_shape" and type(v) == "function" then v = wrap_output_shape(v) end
+    if k == "compute_mask" and type(v) == "function" then v = wrap_compute_mask(v) end
     class.define(c, k, v)
   end
 end
@@ -375,8 +501,10 @@ local function shape_list(s, what, self)
   return out
 end
 
+--- Layer{name=nil, trainable=true, dtype="float32", input_shape=nil, batch_size=nil, input_dim=nil, activity_regularizer=nil}:
+-- the base class of every layer and model: subclass it with Layer:extend("Name"), define build and call.
 function Layer:__init(kw)
-  if type(kw) ~= "table" then kw = {} end
+  kw = core.options(kw, Layer.class_name(self))
   -- Fields set before this call (a subclass that assigns first) are tracked
   -- too, in sorted order since their assignment order is lost.
   local early = {}
@@ -392,14 +520,17 @@ function Layer:__init(kw)
   rawset(self, "built", rawget(self, "built") or false)
   local cname = Layer.class_name(self)
   if kw.name ~= nil and (type(kw.name) ~= "string" or kw.name == "") then
-    core.raise(string.format("%s: name must be a non-empty string, got %s", cname, tostring(kw.name)))
+    core.raise(string.format("%s: name must be a non-empty string, got %s", cname, core.describe(kw.name)))
   end
   rawset(self, "name", kw.name or unique_name(snake_case(cname)))
   local dtype = kw.dtype or "float32"
   if dtype ~= "float32" then
-    Layer.raise(self, "dtype %s is not supported (klua computes in float32)", tostring(dtype))
+    Layer.raise(self, "dtype %s is not supported (klua computes in float32)", core.describe(dtype))
   end
   rawset(self, "dtype", dtype)
+  if kw.batch_size ~= nil and (type(kw.batch_size) ~= "number" or kw.batch_size < 1 or kw.batch_size % 1 ~= 0) then
+    Layer.raise(self, "batch_size must be a positive integer, got %s", core.describe(kw.batch_size))
+  end
   -- Keras's input_shape / input_dim / batch_size: the shape a model builds
   -- this layer with, batch first (-1 when unknown).
   local ishape = kw.input_shape or (kw.input_dim and { kw.input_dim })
@@ -416,18 +547,25 @@ end
 --------------------------------------------------------------------------------
 -- Lifecycle
 
+--- Layer:build(input_shape): creates the weights (add_weight) for inputs of this shape, batch first; run once,
+-- before the first call. A manual layer:build(shape) marks the layer built.
 function Layer:build(input_shape) end
 
+--- Layer:call(inputs, kw): the layer's computation; kw.training and kw.mask come from the caller.
+-- Subclasses define it; calling the layer, layer(x, {training = true}), builds it first.
 function Layer:call(inputs, kw)
   self:raise("call() is not implemented; subclasses define call(self, inputs, kw)")
 end
 
+--- Layer:add_weight{shape, initializer="glorot_uniform", name=nil, trainable=true, dtype="float32", regularizer=nil, constraint=nil}:
+-- a new tracked weight (a klua.Variable) of the layer, initialised by name, object, function(shape) or tensor.
 -- Add a weight (a klua.Variable owned by the C core).
 --   shape, initializer ("glorot_uniform" by default, a name, an initializer
 --   object, a function(shape) or a tensor), name, trainable (true),
 --   dtype ("float32"), regularizer, constraint.
 function Layer:add_weight(kw)
-  kw = kw or {}
+  kw = core.options(kw, prefix_of(self) .. "add_weight")
+  if kw.name ~= nil and type(kw.name) ~= "string" then self:raise("add_weight: name must be a string, got %s", core.describe(kw.name)) end
   local shape = shape_list(kw.shape or kw[1] or {}, "add_weight: shape", self)
   for i, d in ipairs(shape) do
     if d < 0 then self:raise("add_weight: shape %s has an unknown size at position %d", shape_str(shape), i) end
@@ -449,8 +587,8 @@ function Layer:add_weight(kw)
   else
     local ok, f = pcall(initializers.get, init)
     if not ok then self:raise("add_weight '%s': %s", name, tostring(f)) end
-    value = f(shape)
-    value = core.to_tensor(value)
+    value = core.named(prefix_of(self) .. "add_weight '" .. name .. "'", f, shape)
+    value = core.to_tensor(value, prefix_of(self) .. "add_weight '" .. name .. "'", "the initializer's value")
   end
   local got = value:shape()
   if #got ~= #shape then
@@ -481,6 +619,7 @@ Layer.constraint_of, Layer.regularizer_of, Layer.path_of = variable.constraint_o
 local losses_ever = false
 function Layer._losses_touched() losses_ever = true end
 
+--- Layer:add_loss(value): adds a scalar tensor to the losses of this call (layer.losses); fit adds them to the loss.
 -- The list is replaced, never appended to in place: a probe call (a deferred
 -- build tracing the layers, compute_output_shape, Model.quietly) that saves
 -- the lists and puts them back afterwards leaves no losses behind.
@@ -489,7 +628,7 @@ function Layer:add_loss(value)
   local losses = rawget(self, "_losses")
   local n = #losses
   local out = { unpack(losses, 1, n) }
-  out[n + 1] = core.to_tensor(value)
+  out[n + 1] = core.to_tensor(value, prefix_of(self) .. "add_loss", "value")
   rawset(self, "_losses", out)
 end
 
@@ -498,6 +637,7 @@ local function clear_losses(self)
   for _, l in ipairs(self:_flatten_layers()) do rawset(l, "_losses", {}) end
 end
 
+--- Layer.get_mask(t): the mask a layer attached to tensor t (or a list of masks for a list of tensors), or nil.
 -- Masks travel beside tensors.
 function Layer.get_mask(t)
   if type(t) == "table" and not is_layer(t) then
@@ -511,6 +651,7 @@ function Layer.get_mask(t)
   return t ~= nil and masks[t] or nil
 end
 
+--- Layer.set_mask(t, m): attaches mask m (a float tensor, 1 = keep) to tensor t (or masks to a list of tensors).
 function Layer.set_mask(t, m)
   if is_tensor(t) then
     masks[t] = m
@@ -521,6 +662,7 @@ function Layer.set_mask(t, m)
   end
 end
 
+--- Layer:compute_mask(inputs, mask): the mask of the output: the input's when supports_masking, else nil.
 -- The output mask. Layers that make masks (Embedding, Masking) or change them
 -- override this; layers with supports_masking = true pass the mask through.
 function Layer:compute_mask(inputs, mask)
@@ -550,6 +692,24 @@ local function shape_of(x)
     return out
   end
   return nil
+end
+
+local function check_input_spec(self, spec, n, x)
+  if n > 1 or not is_tensor(x) then
+    local count = n
+    if n == 1 then count = 0; for _ in pairs(x) do count = count + 1 end end
+    Layer.raise(self, "expects 1 input tensor, but it received %d (%s)", count,
+      n > 1 and "positional arguments" or "a table of tensors")
+  end
+  local nd = x.nd
+  local want
+  if spec.ndim and nd ~= spec.ndim then want = tostring(spec.ndim)
+  elseif spec.min_ndim and nd < spec.min_ndim then want = ">= " .. spec.min_ndim
+  elseif spec.max_ndim and nd > spec.max_ndim then want = "<= " .. spec.max_ndim end
+  if want then
+    Layer.raise(self, "expected an input of rank %s%s, got shape %s", want, spec.layout and (" " .. spec.layout) or "",
+      shape_str(x:shape()))
+  end
 end
 
 local function kw_like(x)
@@ -602,6 +762,16 @@ call_layer = function(self, ...)
   local hook = Layer.functional
   if hook and hook.is_symbolic(args[1]) then return hook.call(self, args, kw or {}) end
   for i = 1, n do args[i] = convert_input(args[i]) end
+  if not self.accepts_any_input then
+    for i = 1, n do
+      local why = (args[i] ~= nil or i == 1) and bad_input(args[i], 0)
+      if why then
+        Layer.raise(self, "input %d must be a tensor, a number, a nested table of numbers or a list of tensors, got %s", i, why)
+      end
+    end
+  end
+  local spec = self.input_spec
+  if spec then check_input_spec(self, spec, n, args[1]) end
   local ckw = {}
   if kw then for k, v in pairs(kw) do ckw[k] = v end end
   local outer = context
@@ -616,6 +786,7 @@ call_layer = function(self, ...)
   return unpack(res, 1, table.maxn(res))
 end
 
+--- Layer.in_training(): the training flag of the layer call in progress (false outside calls).
 -- The training flag of the layer call in progress (false outside calls).
 function Layer.in_training()
   return context ~= nil and context.training or false
@@ -624,10 +795,12 @@ end
 --------------------------------------------------------------------------------
 -- Shapes, parameters, config
 
+--- Layer:compute_output_shape(input_shape): the output shape (a list, -1 for unknown sizes) for inputs of this shape.
 -- Default: run call on zeros of that shape (unknown sizes as 1), outside any
 -- tape, and read the output's shape. Layers override this when they can say
 -- it without computing; a stateful call runs once more (losses are restored).
 function Layer:compute_output_shape(input_shape, ...)
+  check_shapes(self, "compute_output_shape", input_shape, ...)
   local function concrete(s)
     if type(s[1]) == "table" then
       local out = {}
@@ -636,7 +809,7 @@ function Layer:compute_output_shape(input_shape, ...)
     end
     local dims = {}
     for i, d in ipairs(s) do dims[i] = d < 0 and 1 or d end
-    return tensor.zeros(dims)
+    return core.named(prefix_of(self) .. "compute_output_shape", tensor.zeros, dims)
   end
   local saved = {}
   for _, l in ipairs(self:_flatten_layers()) do saved[l] = rawget(l, "_losses") end
@@ -658,6 +831,7 @@ function Layer:compute_output_shape(input_shape, ...)
   return shapes
 end
 
+--- Layer:count_params(): the number of weight values (scalars) in the layer and its sublayers.
 function Layer:count_params()
   local weights = collect_variables(self)
   if not rawget(self, "built") and #weights == 0 then
@@ -668,6 +842,7 @@ function Layer:count_params()
   return n
 end
 
+--- Layer:get_weights(): copies of the weights' values, as tensors, in `weights` order.
 -- Copies of the weights' values, in `weights` order.
 function Layer:get_weights()
   local out = {}
@@ -675,6 +850,8 @@ function Layer:get_weights()
   return out
 end
 
+--- Layer:set_weights(values): assigns a list of tensors (or nested tables) to the weights, in `weights` order;
+-- shapes must match.
 function Layer:set_weights(values)
   local weights = collect_variables(self)
   if type(values) ~= "table" or #values ~= #weights then
@@ -682,7 +859,7 @@ function Layer:set_weights(values)
       type(values) == "table" and tostring(#values) or type(values))
   end
   for i, v in ipairs(weights) do
-    local t = core.to_tensor(values[i])
+    local t = core.to_tensor(values[i], prefix_of(self) .. "set_weights", ("weight %d"):format(i))
     local a, b = v:shape(), t:shape()
     local same = #a == #b
     for j = 1, #a do same = same and a[j] == b[j] end
@@ -693,6 +870,7 @@ function Layer:set_weights(values)
   end
 end
 
+--- Layer:get_config(): every constructor argument as a table; Class.from_config(config) rebuilds the layer.
 -- The base keys; subclasses add theirs:
 --   local config = Linear.super.get_config(self); config.units = self.units; return config
 function Layer:get_config()
@@ -789,6 +967,7 @@ function Layer:check_from_config(config)
   end
 end
 
+--- Layer:get_build_config(): {input_shape=, input_shapes=} the layer was built with, or nil if not built.
 -- The shapes build() was called with (for saving and rebuilding).
 function Layer:get_build_config()
   local shapes = rawget(self, "_build_shapes")
@@ -796,7 +975,11 @@ function Layer:get_build_config()
   return { input_shape = shapes[1], input_shapes = shapes }
 end
 
+--- Layer:build_from_config(config): builds an unbuilt layer with the shapes of get_build_config().
 function Layer:build_from_config(config)
+  if config ~= nil and (type(config) ~= "table" or core.class_name_of(config)) then
+    self:raise("build_from_config: expected {input_shape=} or {input_shapes=}, got %s", core.describe(config))
+  end
   if config and config.input_shapes and not rawget(self, "built") then
     self:build(unpack(config.input_shapes))
   elseif config and config.input_shape and not rawget(self, "built") then

@@ -34,6 +34,8 @@ end
 -- when the ranks differ by one and the longer ends in a unit axis, squeeze it
 -- (or give a rank-1 partner a trailing unit axis).
 local function same_rank(x1, x2, expand_rank_1)
+  if not core.is_tensor(x1) then x1 = T(x1, "squeeze_or_expand_to_same_rank", "x1") end
+  if not core.is_tensor(x2) then x2 = T(x2, "squeeze_or_expand_to_same_rank", "x2") end
   if expand_rank_1 == nil then expand_rank_1 = true end
   local r1, r2 = x1.nd, x2.nd
   if r1 == r2 then return x1, x2 end
@@ -47,19 +49,33 @@ local function same_rank(x1, x2, expand_rank_1)
 end
 losses.squeeze_or_expand_to_same_rank = same_rank
 
-local function pair(y_true, y_pred)
-  local p = T(y_pred)
-  local t = T(y_true)
+local function pair(y_true, y_pred, who)
+  local p = T(y_pred, who, "y_pred")
+  local t = T(y_true, who, "y_true")
   return same_rank(t, p)
 end
 
 -- Options may come as a table of keywords or, Keras-style, by position. A
 -- table with a first element is a positional value (a list of labels or axes).
+-- The kinds of the options that have one (the function's name is put in
+-- front of the message by core.name_errors).
+local OPTION_KINDS = { label_smoothing = "number", gamma = "number", beta = "number", margin = "number",
+  from_logits = "boolean", apply_class_balancing = "boolean", remove_diagonal = "boolean" }
 local function opts(names, ...)
   local first = ...
-  if type(first) == "table" and first[1] == nil then return first end
-  local o = {}
-  for i, n in ipairs(names) do o[n] = (select(i, ...)) end
+  local o
+  if type(first) == "table" and first[1] == nil and not core.class_name_of(first) then
+    o = first
+  else
+    o = {}
+    for i, n in ipairs(names) do o[n] = (select(i, ...)) end
+  end
+  for k, kind in pairs(OPTION_KINDS) do
+    local v = o[k]
+    if v ~= nil and (type(v) ~= kind or v ~= v) then
+      raise(("%s must be a %s. Received: %s=%s"):format(k, kind, k, core.received(v)))
+    end
+  end
   return o
 end
 
@@ -85,11 +101,19 @@ local EPS = 1e-7
 
 local function elementwise_loss(name)
   return function(y_true, y_pred)
-    local t, p = pair(y_true, y_pred)
+    local t, p = pair(y_true, y_pred, name)
     return op(name, t, p)
   end
 end
 
+--- mean_squared_error(y_true, y_pred): mean((y_true - y_pred)^2) over the last axis (also mse, MSE).
+--- mean_absolute_error(y_true, y_pred): mean(|y_true - y_pred|) over the last axis (also mae, MAE).
+--- mean_absolute_percentage_error(y_true, y_pred): 100 * mean(|y_true - y_pred| / |y_true|) over the last axis (also mape, MAPE).
+--- mean_squared_logarithmic_error(y_true, y_pred): mean((log(1 + y_true) - log(1 + y_pred))^2) over the last axis (also msle, MSLE).
+--- log_cosh(y_true, y_pred): mean(log(cosh(y_pred - y_true))) over the last axis.
+--- hinge(y_true, y_pred): mean(max(1 - y_true * y_pred, 0)) over the last axis; 0/1 labels become -1/1.
+--- squared_hinge(y_true, y_pred): mean(max(1 - y_true * y_pred, 0)^2) over the last axis; 0/1 labels become -1/1.
+--- categorical_hinge(y_true, y_pred): max(0, 1 + max((1 - y_true) * y_pred) - sum(y_true * y_pred)) over the last axis.
 losses.mean_squared_error = elementwise_loss("mean_squared_error")
 losses.mean_absolute_error = elementwise_loss("mean_absolute_error")
 losses.mean_absolute_percentage_error = elementwise_loss("mean_absolute_percentage_error")
@@ -104,7 +128,7 @@ function losses.kl_divergence(y_true, y_pred) return op("kl_divergence", T(y_tru
 --- poisson(y_true, y_pred): mean(p - t * log(p + 1e-7)) over the last axis.
 function losses.poisson(y_true, y_pred) return op("poisson", T(y_true), T(y_pred)) end
 
---- huber(y_true, y_pred, delta=1.0)
+--- huber(y_true, y_pred, delta=1.0): mean over the last axis of 0.5 e^2 where |e| <= delta, else delta (|e| - delta / 2).
 function losses.huber(y_true, y_pred, delta)
   delta = type(delta) == "table" and delta.delta or delta or 1.0
   if type(delta) ~= "number" or delta <= 0 then raise("huber: delta must be a positive number, got " .. tostring(delta)) end
@@ -136,7 +160,8 @@ function losses.binary_crossentropy(y_true, y_pred, ...)
   return ops.mean(e, axis0(o.axis, e, "binary_crossentropy") + 1)
 end
 
---- binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=false, alpha=0.25, gamma=2, from_logits=false, label_smoothing=0, axis=-1)
+--- binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=false, alpha=0.25, gamma=2, from_logits=false, label_smoothing=0, axis=-1):
+-- the binary crossentropy down-weighted by (1 - p_t)^gamma for well-classified entries, averaged over axis.
 function losses.binary_focal_crossentropy(y_true, y_pred, ...)
   local o = opts({ "apply_class_balancing", "alpha", "gamma", "from_logits", "label_smoothing", "axis" }, ...)
   local p = T(y_pred)
@@ -148,11 +173,13 @@ function losses.binary_focal_crossentropy(y_true, y_pred, ...)
     t, p = to_last(t, a), to_last(p, a)
   end
   local alpha, gamma = o.alpha or 0.25, o.gamma or 2.0
+  if type(alpha) ~= "number" then raise("alpha must be a number. Received: alpha=" .. core.received(alpha)) end
   return op("binary_focal_crossentropy", t, p, nil,
     { ints = { o.from_logits and 1 or 0, o.apply_class_balancing and 1 or 0 }, f = { alpha, gamma } })
 end
 
---- categorical_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0, axis=-1)
+--- categorical_crossentropy(y_true, y_pred, from_logits=false, label_smoothing=0, axis=-1): -sum(y_true * log(p))
+-- over axis, y_true one-hot (or probabilities) and p the predicted probabilities (softmax of logits with from_logits).
 function losses.categorical_crossentropy(y_true, y_pred, ...)
   local o = opts({ "from_logits", "label_smoothing", "axis" }, ...)
   local p = T(y_pred)
@@ -365,7 +392,11 @@ end
 --- reduce_weighted_values(values, sample_weight, mask, reduction): weights,
 -- the mask of ignored samples and the reduction, as Keras applies them.
 local function reduce_weighted_values(values, sample_weight, mask, reduction)
-  if sample_weight ~= nil then sample_weight = T(sample_weight) end
+  local who = "reduce_weighted_values"
+  values = T(values, who, "values")
+  if sample_weight ~= nil then sample_weight = T(sample_weight, who, "sample_weight") end
+  if mask ~= nil then mask = T(mask, who, "mask") end
+  reduction = standardize_reduction(reduction, who)
   if mask ~= nil then
     if reduction == "mean" or reduction == "sum_over_batch_size" then
       -- valid entries weigh total/valid, so the mean runs over valid entries only
@@ -399,20 +430,37 @@ losses.reduce_weighted_values = reduce_weighted_values
 local Loss = class("Loss")
 losses.Loss = Loss
 
+--- Loss{reduction="sum_over_batch_size", name=nil}: the base class of losses: a subclass defines call(y_true, y_pred)
+-- returning per-sample losses; loss(y_true, y_pred, sample_weight) weights and reduces them to a scalar.
 function Loss:__init(kw)
   kw = kw or {}
+  local cname = getmetatable(self).__name
+  if type(kw) ~= "table" or core.class_name_of(kw) then
+    raise(("%s: expected options as a table, e.g. %s{reduction = \"sum\"}, got %s"):format(cname, cname, core.describe(kw)))
+  end
+  if kw.name ~= nil and (type(kw.name) ~= "string" or kw.name == "") then
+    raise(("%s: name must be a non-empty string. Received: name=%s"):format(cname, core.received(kw.name)))
+  end
   self.name = kw.name or getmetatable(self).default_name or "loss"
   self.reduction = standardize_reduction(kw.reduction, getmetatable(self).__name)
 end
 
+--- Loss:call(y_true, y_pred): the per-sample losses (before sample weights and the reduction).
 function Loss:call() raise(getmetatable(self).__name .. ": subclasses of Loss must define call(y_true, y_pred)") end
 
-Loss.__call = function(self, y_true, y_pred, sample_weight)
-  if y_true == nil or y_pred == nil then raise(getmetatable(self).__name .. ": expected (y_true, y_pred[, sample_weight])") end
+local function loss_call(self, who, y_true, y_pred, sample_weight)
+  y_true, y_pred = T(y_true, who, "y_true"), T(y_pred, who, "y_pred")
+  if sample_weight ~= nil then sample_weight = T(sample_weight, who, "sample_weight") end
   local values, mask = self:call(y_true, y_pred)
-  return reduce_weighted_values(T(values), sample_weight, mask, self.reduction)
+  return reduce_weighted_values(T(values, who, "the values call returned"), sample_weight, mask, self.reduction)
+end
+Loss.__call = function(self, y_true, y_pred, sample_weight)
+  local who = getmetatable(self).__name
+  if y_true == nil or y_pred == nil then raise(who .. ": expected (y_true, y_pred[, sample_weight])") end
+  return core.named({ who, self.name }, loss_call, self, who, y_true, y_pred, sample_weight)
 end
 
+--- Loss:get_config(): the constructor arguments as a table; Class.from_config(config) rebuilds the loss.
 function Loss:get_config() return { name = self.name, reduction = self.reduction } end
 function Loss.from_config(cls, cfg) return cls(cfg) end
 Loss.__tostring = function(self) return ("<%s name=%s>"):format(getmetatable(self).__name, tostring(self.name)) end
@@ -433,8 +481,9 @@ function LossFunctionWrapper:__init(fn, kw)
   end
 end
 
+--- LossFunctionWrapper:call(y_true, y_pred): fn(y_true, y_pred[, options]), the wrapped function's per-sample losses.
 function LossFunctionWrapper:call(y_true, y_pred)
-  local t, p = pair(y_true, y_pred)
+  local t, p = pair(y_true, y_pred, getmetatable(self).__name)
   if next(self.fn_kwargs) then return self.fn(t, p, self.fn_kwargs) end
   return self.fn(t, p)
 end
@@ -449,7 +498,9 @@ local function loss_class(name, default_name, fn, defaults, extra)
   local optional = extra.optional or {}
   function cls:__init(kw)
     kw = kw or {}
-    if type(kw) ~= "table" then raise(name .. ": expected options as a table, e.g. " .. name .. "{reduction = \"sum\"}") end
+    if type(kw) ~= "table" or core.class_name_of(kw) then
+      raise(name .. ": expected options as a table, e.g. " .. name .. "{reduction = \"sum\"}, got " .. core.describe(kw))
+    end
     local o = { name = kw.name or default_name, reduction = kw.reduction }
     for k, v in pairs(kw) do
       if k ~= "name" and k ~= "reduction" and k ~= "dtype" then
@@ -475,44 +526,77 @@ local function loss_class(name, default_name, fn, defaults, extra)
   return cls
 end
 
+--- MeanSquaredError{reduction="sum_over_batch_size", name="mean_squared_error"}: the mean of (y_true - y_pred)^2.
 loss_class("MeanSquaredError", "mean_squared_error", losses.mean_squared_error)
+--- MeanAbsoluteError{reduction="sum_over_batch_size", name="mean_absolute_error"}: the mean of |y_true - y_pred|.
 loss_class("MeanAbsoluteError", "mean_absolute_error", losses.mean_absolute_error)
+--- MeanAbsolutePercentageError{reduction="sum_over_batch_size", name="mean_absolute_percentage_error"}: 100 * mean(|y_true - y_pred| / |y_true|).
 loss_class("MeanAbsolutePercentageError", "mean_absolute_percentage_error", losses.mean_absolute_percentage_error)
+--- MeanSquaredLogarithmicError{reduction="sum_over_batch_size", name="mean_squared_logarithmic_error"}: the mean of (log(1 + y_true) - log(1 + y_pred))^2.
 loss_class("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", losses.mean_squared_logarithmic_error)
+--- Huber{delta=1.0, reduction="sum_over_batch_size", name="huber_loss"}: quadratic for errors up to delta, linear beyond.
 loss_class("Huber", "huber_loss", function(t, p, o) return losses.huber(t, p, o.delta) end, { delta = 1.0 })
+--- LogCosh{reduction="sum_over_batch_size", name="log_cosh"}: the mean of log(cosh(y_pred - y_true)).
 loss_class("LogCosh", "log_cosh", losses.log_cosh)
+--- KLDivergence{reduction="sum_over_batch_size", name="kl_divergence"}: sum(y_true * log(y_true / y_pred)) over the last axis.
 loss_class("KLDivergence", "kl_divergence", losses.kl_divergence)
+--- Poisson{reduction="sum_over_batch_size", name="poisson"}: mean(y_pred - y_true * log(y_pred)) over the last axis.
 loss_class("Poisson", "poisson", losses.poisson)
+--- CosineSimilarity{axis=-1, reduction="sum_over_batch_size", name="cosine_similarity"}: minus the cosine similarity along axis.
 loss_class("CosineSimilarity", "cosine_similarity", function(t, p, o) return losses.cosine_similarity(t, p, o.axis) end, { axis = -1 })
+--- Hinge{reduction="sum_over_batch_size", name="hinge"}: mean(max(1 - y_true * y_pred, 0)), labels -1/1 (0/1 converted).
 loss_class("Hinge", "hinge", losses.hinge)
+--- SquaredHinge{reduction="sum_over_batch_size", name="squared_hinge"}: mean(max(1 - y_true * y_pred, 0)^2).
 loss_class("SquaredHinge", "squared_hinge", losses.squared_hinge)
+--- CategoricalHinge{reduction="sum_over_batch_size", name="categorical_hinge"}: max(0, 1 + best wrong score - correct score).
 loss_class("CategoricalHinge", "categorical_hinge", losses.categorical_hinge)
+--- BinaryCrossentropy{from_logits=false, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name="binary_crossentropy"}:
+-- the crossentropy of 0/1 labels and probabilities (logits with from_logits), averaged over axis.
 loss_class("BinaryCrossentropy", "binary_crossentropy", losses.binary_crossentropy,
   { from_logits = false, label_smoothing = 0.0, axis = -1 })
+--- BinaryFocalCrossentropy{apply_class_balancing=false, alpha=0.25, gamma=2.0, from_logits=false, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name="binary_focal_crossentropy"}:
+-- the binary crossentropy down-weighted by (1 - p_t)^gamma for easy examples.
 loss_class("BinaryFocalCrossentropy", "binary_focal_crossentropy", losses.binary_focal_crossentropy,
   { apply_class_balancing = false, alpha = 0.25, gamma = 2.0, from_logits = false, label_smoothing = 0.0, axis = -1 })
+--- CategoricalCrossentropy{from_logits=false, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name="categorical_crossentropy"}:
+-- the crossentropy of one-hot labels and class probabilities (logits with from_logits) along axis.
 loss_class("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy,
   { from_logits = false, label_smoothing = 0.0, axis = -1 })
+--- CategoricalFocalCrossentropy{alpha=0.25, gamma=2.0, from_logits=false, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name="categorical_focal_crossentropy"}:
+-- the categorical crossentropy down-weighted by alpha (1 - p)^gamma for well-classified examples.
 loss_class("CategoricalFocalCrossentropy", "categorical_focal_crossentropy", losses.categorical_focal_crossentropy,
   { alpha = 0.25, gamma = 2.0, from_logits = false, label_smoothing = 0.0, axis = -1 })
+--- Dice{axis=nil, reduction="sum_over_batch_size", name="dice"}: 1 - 2 sum(y_true y_pred) / (sum(y_true) + sum(y_pred)),
+-- summed over axis (a list of axes; all by default).
 loss_class("Dice", "dice", losses.dice, {}, { optional = { axis = true } })
+--- Tversky{alpha=0.5, beta=0.5, axis=nil, reduction="sum_over_batch_size", name="tversky"}: 1 - the Tversky index,
+-- false positives weighted by alpha and false negatives by beta.
 loss_class("Tversky", "tversky", losses.tversky, { alpha = 0.5, beta = 0.5 }, { optional = { axis = true } })
+--- Circle{gamma=80.0, margin=0.4, remove_diagonal=true, reduction="sum_over_batch_size", name="circle"}: the Circle
+-- loss of (batch, d) embeddings with integer labels: pairs of the same class pulled together, others pushed apart.
 loss_class("Circle", "circle", losses.circle, { gamma = 80.0, margin = 0.4, remove_diagonal = true })
+--- CategoricalGeneralizedCrossEntropy{q=0.5, reduction="sum_over_batch_size", name="categorical_generalized_cross_entropy"}:
+-- (1 - p_y^q) / q for integer labels y: between crossentropy (q -> 0) and MAE (q = 1), robust to noisy labels.
 loss_class("CategoricalGeneralizedCrossEntropy", "categorical_generalized_cross_entropy",
   losses.categorical_generalized_cross_entropy, { q = 0.5 },
   { check = function(self) check_q(self.q, "CategoricalGeneralizedCrossEntropy") end })
 
+--- CTC{reduction="sum_over_batch_size", name="ctc"}: connectionist temporal classification of 0-padded label
+-- sequences (0 is the blank) against (batch, time, classes) logits.
 -- CTC: labels and logits differ in rank by design, so no same-rank squeeze.
 local CTC = loss_class("CTC", "ctc", losses.ctc)
+--- CTC:call(y_true, y_pred): the per-sample CTC losses (klua.losses.ctc).
 function CTC:call(y_true, y_pred) return losses.ctc(y_true, y_pred) end
 
+--- SparseCategoricalCrossentropy{from_logits=false, ignore_class=nil, axis=-1, reduction="sum_over_batch_size", name="sparse_categorical_crossentropy"}:
+-- the crossentropy of 0-based class ids and class probabilities (logits with from_logits); ignore_class is left out.
 -- Sparse labels keep their own shape (no same-rank squeeze against y_pred),
 -- and ignore_class may be nil, so this class spells its options out.
 local SCCE = LossFunctionWrapper:extend("SparseCategoricalCrossentropy")
 SCCE.default_name = "sparse_categorical_crossentropy"
 losses.SparseCategoricalCrossentropy = SCCE
 function SCCE:__init(kw)
-  kw = kw or {}
+  kw = core.options(kw, "SparseCategoricalCrossentropy")
   for k in pairs(kw) do
     if k ~= "from_logits" and k ~= "ignore_class" and k ~= "reduction" and k ~= "name" and k ~= "axis" and k ~= "dtype" then
       raise(("SparseCategoricalCrossentropy: unknown argument `%s`"):format(tostring(k)))
@@ -529,6 +613,7 @@ function SCCE:__init(kw)
     raise("SparseCategoricalCrossentropy: ignore_class must be an integer, got " .. tostring(ic))
   end
 end
+--- SparseCategoricalCrossentropy:call(y_true, y_pred): the per-sample losses and, with ignore_class, the mask.
 function SCCE:call(y_true, y_pred)
   return losses.sparse_categorical_crossentropy(y_true, y_pred, self.from_logits, self.ignore_class, self.axis)
 end
@@ -564,7 +649,11 @@ local GET = { who = "losses.get", kind = "loss", builtins = losses, aliases = na
   hidden = { Loss = true, LossFunctionWrapper = true }, raise = raise }
 function losses.get(id) return registry.resolve(id, GET) end
 
-function losses.serialize(l) return registry.serialize(l) end
+--- serialize(loss): {class_name=, config=} for a Loss object.
+function losses.serialize(l) return registry.serialize(l, core.raise) end
 losses.deserialize = losses.get
+
+-- Whatever fails inside a loss function (a composed op, a conversion) names the function.
+core.name_errors(losses)
 
 return losses

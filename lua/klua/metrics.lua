@@ -43,7 +43,7 @@ end
 
 -- Keyword arguments: raise for a name the class does not take.
 local function check_args(who, kw, known)
-  kw = kw or {}
+  kw = core.options(kw, who)
   for k in pairs(kw) do
     if k ~= "name" and k ~= "dtype" and not known[k] then
       raise(("%s: unknown argument `%s`"):format(who, tostring(k)))
@@ -72,21 +72,42 @@ local function prepare_class(cls)
     return cls[k]
   end)
 end
-Metric.__init_subclass = prepare_class
+-- An update_state a subclass defines names itself ("IoU.update_state: ...") in
+-- whatever fails inside it when called directly (core.name_errors: the
+-- function is not wrapped, so it keeps its doc); metric(...) names the metric.
+local function name_update(cls)
+  getmetatable(cls).__newindex = function(c, k, v)
+    if k == "update_state" and type(v) == "function" then
+      core.name_errors({ [rawget(c, "__name") .. ".update_state"] = v, update_state = v })
+    end
+    class.define(c, k, v)
+  end
+end
+Metric.__init_subclass = function(cls) prepare_class(cls); name_update(cls) end
 prepare_class(Metric)
 
 --- Metric.property(cls, name, getter): a read-only value computed on access,
 -- for cls and the subclasses made after it.
 function Metric.property(cls, name, getter) rawget(cls, "_properties")[name] = getter end
 
+--- Metric{name=nil, dtype="float32"}: the base class of metrics: subclass it with Metric:extend("Name") and define
+-- update_state, result and reset_state.
 function Metric:__init(kw)
-  kw = kw or {}
+  local cname = getmetatable(self).__name
+  kw = core.options(kw, cname)
+  if kw.name ~= nil and (type(kw.name) ~= "string" or kw.name == "") then
+    raise(("%s: name must be a non-empty string. Received: name=%s"):format(cname, core.received(kw.name)))
+  end
   self.name = kw.name or getmetatable(self).default_name or "metric"
   self.dtype = kw.dtype or "float32"
 end
+--- Metric:update_state(y_true, y_pred, sample_weight): adds a batch to the metric's state (outside any tape).
 function Metric:update_state() raise(getmetatable(self).__name .. ": update_state is not defined") end
+--- Metric:result(): the metric's value over everything seen since the last reset, as a tensor.
 function Metric:result() raise(getmetatable(self).__name .. ": result is not defined") end
+--- Metric:reset_state(): forgets what update_state has seen (fit and evaluate call it at each epoch's start).
 function Metric:reset_state() end
+--- Metric:get_config(): every constructor argument as a table; Class.from_config(config) rebuilds the metric.
 function Metric:get_config() return { name = self.name, dtype = self.dtype } end
 --- Cls.from_config(config) or Cls:from_config(config): Cls(config).
 function Metric.from_config(cls, config) return cls(config or {}) end
@@ -127,9 +148,12 @@ local function state_properties(cls, names)
 end
 
 --- metric(...): update_state(...) then the running result.
-Metric.__call = function(self, ...)
+local function update_and_result(self, ...)
   self:update_state(...)
   return self:result()
+end
+Metric.__call = function(self, ...)
+  return core.named({ getmetatable(self).__name, tostring(rawget(self, "name")) }, update_and_result, self, ...)
 end
 Metric.__tostring = function(self) return ("<%s name=%s>"):format(getmetatable(self).__name, tostring(self.name)) end
 
@@ -223,6 +247,7 @@ function MeanMetricWrapper:__init(fn, kw)
   for k, v in pairs(kw) do if k ~= "name" and k ~= "dtype" then self.fn_kwargs[k] = v end end
 end
 
+--- MeanMetricWrapper:update_state(y_true, y_pred, sample_weight): adds the (weighted) values of fn(y_true, y_pred).
 function MeanMetricWrapper:update_state(y_true, y_pred, sample_weight)
   if y_true == nil or y_pred == nil then raise(getmetatable(self).__name .. ".update_state: expected (y_true, y_pred[, sample_weight])") end
   no_grad(function()
@@ -244,7 +269,8 @@ end
 -- (Keras 3; Keras 2 averaged over the last axis).
 function metrics.accuracy(y_true, y_pred)
   local t, p = same_rank(T(y_true), T(y_pred))
-  return ops.equal(t, p)
+  local r = ops.equal(t, p)   -- not a tail call: raise names accuracy (core.name_errors)
+  return r
 end
 
 --- binary_accuracy(y_true, y_pred, threshold=0.5): 1 where y_true equals
@@ -252,13 +278,16 @@ end
 function metrics.binary_accuracy(y_true, y_pred, threshold)
   threshold = type(threshold) == "table" and threshold.threshold or threshold or 0.5
   local t, p = same_rank(T(y_true), T(y_pred))
-  return ops.equal(t, ops.greater(p, threshold))
+  local r = ops.equal(t, ops.greater(p, threshold))   -- not a tail call (core.name_errors)
+  return r
 end
 
+--- categorical_accuracy(y_true, y_pred): 1 where the argmax of one-hot y_true equals the argmax of y_pred (last axis).
 function metrics.categorical_accuracy(y_true, y_pred)
   return ops.equal(ops.argmax(T(y_true), -1), ops.argmax(T(y_pred), -1))
 end
 
+--- sparse_categorical_accuracy(y_true, y_pred): 1 where the 0-based class id y_true equals the argmax of y_pred.
 function metrics.sparse_categorical_accuracy(y_true, y_pred)
   local t, p = T(y_true), T(y_pred)
   local shape, squeezed = t:shape(), false
@@ -276,6 +305,7 @@ local function in_top_k(targets, predictions, k)
   return nn.in_top_k(targets, predictions, k)
 end
 
+--- top_k_categorical_accuracy(y_true, y_pred, k=5): 1 where the argmax of one-hot y_true is among the k best scores of y_pred.
 function metrics.top_k_categorical_accuracy(y_true, y_pred, k)
   k = type(k) == "table" and k.k or k or 5
   local t = ops.argmax(T(y_true), -1)
@@ -352,7 +382,7 @@ local function mean_metric(name, default_name, fn, defaults, optional)
   cls.default_name = default_name
   defaults, optional = defaults or {}, optional or {}
   function cls:__init(kw)
-    kw = kw or {}
+    kw = core.options(kw, name)
     local o = { name = kw.name or default_name, dtype = kw.dtype }
     for k, v in pairs(kw) do
       if k ~= "name" and k ~= "dtype" then
@@ -378,16 +408,24 @@ local function mean_metric(name, default_name, fn, defaults, optional)
   return cls
 end
 
+--- Accuracy{name="accuracy", dtype="float32"}: how often y_pred equals y_true, element by element.
 mean_metric("Accuracy", "accuracy", metrics.accuracy)
+--- BinaryAccuracy{threshold=0.5, name="binary_accuracy", dtype="float32"}: how often (y_pred > threshold) equals y_true.
 local BinaryAccuracy = mean_metric("BinaryAccuracy", "binary_accuracy", metrics.binary_accuracy, { threshold = 0.5 })
+--- BinaryAccuracy:validate(): raises unless 0 < threshold < 1 (run by the constructor).
 function BinaryAccuracy:validate()
   if type(self.threshold) ~= "number" or self.threshold <= 0 or self.threshold >= 1 then
     raise(("BinaryAccuracy: invalid value for argument `threshold`, expected a value in (0, 1). Received: threshold=%s"):format(tostring(self.threshold)))
   end
 end
+--- CategoricalAccuracy{name="categorical_accuracy", dtype="float32"}: how often argmax(y_pred) equals argmax(one-hot y_true).
 mean_metric("CategoricalAccuracy", "categorical_accuracy", metrics.categorical_accuracy)
+--- SparseCategoricalAccuracy{name="sparse_categorical_accuracy", dtype="float32"}: how often argmax(y_pred) equals the 0-based class id y_true.
 mean_metric("SparseCategoricalAccuracy", "sparse_categorical_accuracy", metrics.sparse_categorical_accuracy)
+--- TopKCategoricalAccuracy{k=5, name="top_k_categorical_accuracy", dtype="float32"}: how often the one-hot class is among y_pred's k best scores.
 mean_metric("TopKCategoricalAccuracy", "top_k_categorical_accuracy", metrics.top_k_categorical_accuracy, { k = 5 })
+--- SparseTopKCategoricalAccuracy{k=5, from_sorted_ids=false, name="sparse_top_k_categorical_accuracy", dtype="float32"}:
+-- how often the class id y_true is among y_pred's k best scores (or its first k ids, with from_sorted_ids).
 local STK = mean_metric("SparseTopKCategoricalAccuracy", "sparse_top_k_categorical_accuracy",
   metrics.sparse_top_k_categorical_accuracy, { k = 5, from_sorted_ids = false })
 local stk_config = STK.get_config
@@ -399,27 +437,46 @@ end
 
 -- Regression, hinge, probabilistic and correlation metrics: the mean of a loss
 -- function (one fused C op each, src/ops/loss.c) or of a composition of ops.
+--- MeanSquaredError{name="mean_squared_error", dtype="float32"}: the mean of (y_true - y_pred)^2.
 mean_metric("MeanSquaredError", "mean_squared_error", losses.mean_squared_error)
+--- MeanAbsoluteError{name="mean_absolute_error", dtype="float32"}: the mean of |y_true - y_pred|.
 mean_metric("MeanAbsoluteError", "mean_absolute_error", losses.mean_absolute_error)
+--- MeanAbsolutePercentageError{name="mean_absolute_percentage_error", dtype="float32"}: the mean of 100 |y_true - y_pred| / |y_true|.
 mean_metric("MeanAbsolutePercentageError", "mean_absolute_percentage_error", losses.mean_absolute_percentage_error)
+--- MeanSquaredLogarithmicError{name="mean_squared_logarithmic_error", dtype="float32"}: the mean of (log(1 + y_true) - log(1 + y_pred))^2.
 mean_metric("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", losses.mean_squared_logarithmic_error)
+--- LogCoshError{name="logcosh", dtype="float32"}: the mean of log(cosh(y_pred - y_true)).
 mean_metric("LogCoshError", "logcosh", losses.log_cosh)
+--- CosineSimilarity{axis=-1, name="cosine_similarity", dtype="float32"}: the mean cosine similarity of y_true and y_pred along axis.
 mean_metric("CosineSimilarity", "cosine_similarity", metrics.cosine_similarity, { axis = -1 })
+--- Hinge{name="hinge", dtype="float32"}: the mean of max(1 - y_true y_pred, 0), labels -1 or 1 (0/1 are converted).
 mean_metric("Hinge", "hinge", losses.hinge)
+--- SquaredHinge{name="squared_hinge", dtype="float32"}: the mean of max(1 - y_true y_pred, 0)^2.
 mean_metric("SquaredHinge", "squared_hinge", losses.squared_hinge)
+--- CategoricalHinge{name="categorical_hinge", dtype="float32"}: the mean of max(0, 1 + max(wrong scores) - correct score).
 mean_metric("CategoricalHinge", "categorical_hinge", losses.categorical_hinge)
+--- KLDivergence{name="kl_divergence", dtype="float32"}: the mean Kullback-Leibler divergence of y_pred from y_true.
 mean_metric("KLDivergence", "kl_divergence", losses.kl_divergence)
+--- Poisson{name="poisson", dtype="float32"}: the mean of y_pred - y_true log(y_pred).
 mean_metric("Poisson", "poisson", losses.poisson)
+--- BinaryCrossentropy{from_logits=false, label_smoothing=0, name="binary_crossentropy", dtype="float32"}:
+-- the mean binary crossentropy of 0/1 labels and probabilities (logits with from_logits).
 mean_metric("BinaryCrossentropy", "binary_crossentropy", losses.binary_crossentropy,
   { from_logits = false, label_smoothing = 0 })
+--- CategoricalCrossentropy{from_logits=false, label_smoothing=0, axis=-1, name="categorical_crossentropy", dtype="float32"}:
+-- the mean crossentropy of one-hot labels and class probabilities along axis.
 mean_metric("CategoricalCrossentropy", "categorical_crossentropy", losses.categorical_crossentropy,
   { from_logits = false, label_smoothing = 0, axis = -1 })
+--- SparseCategoricalCrossentropy{from_logits=false, axis=-1, ignore_class=nil, name="sparse_categorical_crossentropy", dtype="float32"}:
+-- the mean crossentropy of 0-based class ids and class probabilities.
 mean_metric("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy", losses.sparse_categorical_crossentropy,
   { from_logits = false, axis = -1 }, { ignore_class = true })
+--- PearsonCorrelation{axis=-1, name="pearson_correlation", dtype="float32"}: the mean Pearson correlation of y_true and y_pred along axis.
 mean_metric("PearsonCorrelation", "pearson_correlation", metrics.pearson_correlation, { axis = -1 })
+--- ConcordanceCorrelation{axis=-1, name="concordance_correlation", dtype="float32"}: the mean concordance correlation (Lin) along axis.
 mean_metric("ConcordanceCorrelation", "concordance_correlation", metrics.concordance_correlation, { axis = -1 })
 
---- RootMeanSquaredError: sqrt of the (weighted) mean of squared errors.
+--- RootMeanSquaredError{name="root_mean_squared_error", dtype="float32"}: sqrt of the (weighted) mean of squared errors.
 local RMSE = Mean:extend("RootMeanSquaredError")
 RMSE.default_name = "root_mean_squared_error"
 metrics.RootMeanSquaredError = RMSE
@@ -434,6 +491,10 @@ function RMSE:result() return T(math.sqrt(self:_value())) end
 -- Confusion-matrix metrics --------------------------------------------------------
 
 -- Keras's parse_init_thresholds: nil (the default), a number or a list, each in [0, 1].
+-- Bounds that keep a metric's state allocatable (Keras's defaults: 200 thresholds).
+local MAX_THRESHOLDS = 2 ^ 20
+local MAX_CLASSES = 2 ^ 14      -- IoU's (num_classes, num_classes) matrix: 2 GiB of doubles
+
 local function parse_thresholds(who, thresholds, default)
   if thresholds == nil then return { default } end
   local list = type(thresholds) == "number" and { thresholds } or thresholds
@@ -581,9 +642,13 @@ local function condition_count(name, default_name, field)
   end
   return cls
 end
+--- TruePositives{thresholds=0.5, name="true_positives", dtype="float32"}: the (weighted) count of true positives at each threshold.
 condition_count("TruePositives", "true_positives", "_tp")
+--- FalsePositives{thresholds=0.5, name="false_positives", dtype="float32"}: the (weighted) count of false positives at each threshold.
 condition_count("FalsePositives", "false_positives", "_fp")
+--- TrueNegatives{thresholds=0.5, name="true_negatives", dtype="float32"}: the (weighted) count of true negatives at each threshold.
 condition_count("TrueNegatives", "true_negatives", "_tn")
+--- FalseNegatives{thresholds=0.5, name="false_negatives", dtype="float32"}: the (weighted) count of false negatives at each threshold.
 condition_count("FalseNegatives", "false_negatives", "_fn")
 
 local function precision_recall(name, default_name, denom_field, state_names)
@@ -640,7 +705,7 @@ local function at_metric(name, default_name, value_key, constrained, dependent)
       raise(("%s: Argument `%s` must be in the range [0, 1]. Received: %s=%s"):format(name, value_key, value_key, tostring(value)))
     end
     local n = kw.num_thresholds or 200
-    if type(n) ~= "number" or n <= 0 or n ~= math.floor(n) then
+    if type(n) ~= "number" or n <= 0 or n ~= math.floor(n) or n > MAX_THRESHOLDS then
       raise(("%s: Argument `num_thresholds` must be an integer > 0. Received: num_thresholds=%s"):format(name, tostring(n)))
     end
     Metric.__init(self, kw)
@@ -679,9 +744,17 @@ end
 local function sensitivity(tp, fp, tn, fn) return no_nan_div(tp, tp + fn) end
 local function specificity(tp, fp, tn, fn) return no_nan_div(tn, tn + fp) end
 local function precision(tp, fp, tn, fn) return no_nan_div(tp, tp + fp) end
+--- SensitivityAtSpecificity{specificity, num_thresholds=200, class_id=nil, name="sensitivity_at_specificity", dtype="float32"}
+-- (also SensitivityAtSpecificity(specificity, {...})): the best sensitivity at a specificity >= the given one.
 at_metric("SensitivityAtSpecificity", "sensitivity_at_specificity", "specificity", specificity, sensitivity)
+--- SpecificityAtSensitivity{sensitivity, num_thresholds=200, class_id=nil, name="specificity_at_sensitivity", dtype="float32"}
+-- (also SpecificityAtSensitivity(sensitivity, {...})): the best specificity at a sensitivity >= the given one.
 at_metric("SpecificityAtSensitivity", "specificity_at_sensitivity", "sensitivity", sensitivity, specificity)
+--- PrecisionAtRecall{recall, num_thresholds=200, class_id=nil, name="precision_at_recall", dtype="float32"}
+-- (also PrecisionAtRecall(recall, {...})): the best precision at a recall >= the given one.
 at_metric("PrecisionAtRecall", "precision_at_recall", "recall", sensitivity, precision)
+--- RecallAtPrecision{precision, num_thresholds=200, class_id=nil, name="recall_at_precision", dtype="float32"}
+-- (also RecallAtPrecision(precision, {...})): the best recall at a precision >= the given one.
 at_metric("RecallAtPrecision", "recall_at_precision", "precision", precision, sensitivity)
 
 --- AUC{num_thresholds=200, curve="ROC"|"PR"|"PRGAIN", summation_method="interpolation"|"minoring"|"majoring",
@@ -724,7 +797,7 @@ function AUC:__init(kw)
     self._init_thresholds = copy_list(inner)
   else
     local n = kw.num_thresholds or 200
-    if type(n) ~= "number" or n <= 1 or n ~= math.floor(n) then
+    if type(n) ~= "number" or n <= 1 or n ~= math.floor(n) or n > MAX_THRESHOLDS then
       raise(("AUC: Argument `num_thresholds` must be an integer > 1. Received: num_thresholds=%s"):format(tostring(n)))
     end
     self.num_thresholds = n
@@ -739,7 +812,8 @@ function AUC:__init(kw)
   self.thresholds = thr
 
   self.multi_label, self.num_labels = kw.multi_label and true or false, kw.num_labels
-  if self.num_labels ~= nil and (type(self.num_labels) ~= "number" or self.num_labels < 1 or self.num_labels ~= math.floor(self.num_labels)) then
+  if self.num_labels ~= nil and (type(self.num_labels) ~= "number" or self.num_labels < 1 or self.num_labels ~= math.floor(self.num_labels)
+      or self.num_labels > MAX_THRESHOLDS) then
     raise(("AUC: `num_labels` must be a positive integer. Received: num_labels=%s"):format(tostring(self.num_labels)))
   end
   if kw.label_weights ~= nil then
@@ -859,8 +933,8 @@ function AUC:get_config()
   return c
 end
 
---- FBetaScore{average=nil|"micro"|"macro"|"weighted", beta=1.0, threshold=nil}
--- and F1Score (beta = 1): per class, or averaged.
+--- FBetaScore{average=nil|"micro"|"macro"|"weighted", beta=1.0, threshold=nil, name="fbeta_score", dtype="float32"}:
+-- the F-beta score of each class (one-hot y_true, scores or 0/1 y_pred), or averaged.
 local FBetaScore = Metric:extend("FBetaScore")
 FBetaScore.default_name = "fbeta_score"
 metrics.FBetaScore = FBetaScore
@@ -971,11 +1045,13 @@ function FBetaScore:get_config()
   return c
 end
 
+--- F1Score{average=nil|"micro"|"macro"|"weighted", threshold=nil, name="f1_score", dtype="float32"}: FBetaScore with beta = 1.
 local F1Score = FBetaScore:extend("F1Score")
 F1Score.default_name = "f1_score"
 metrics.F1Score = F1Score
 function F1Score:__init(kw)
-  if kw and kw.beta ~= nil then raise("F1Score: unknown argument `beta` (use FBetaScore)") end
+  kw = core.options(kw, "F1Score")
+  if kw.beta ~= nil then raise("F1Score: unknown argument `beta` (use FBetaScore)") end
   FBetaScore.__init(self, kw)
 end
 function F1Score:get_config()   -- as Keras's: no beta (always 1), so from_config takes it back
@@ -1110,12 +1186,18 @@ local IOU_ARGS = { num_classes = true, target_class_ids = true, ignore_class = t
 
 function IoU:__init(num_classes, target_class_ids, kw)
   local who = getmetatable(self).__name
-  if type(num_classes) == "table" and target_class_ids == nil and kw == nil then kw, num_classes = num_classes, nil end
+  if type(num_classes) == "table" and target_class_ids == nil and kw == nil and not core.class_name_of(num_classes) then
+    kw, num_classes = num_classes, nil
+  end
   kw = check_args(who, kw, IOU_ARGS)
   if num_classes == nil then num_classes = kw.num_classes end
   if target_class_ids == nil then target_class_ids = kw.target_class_ids end
   if type(num_classes) ~= "number" or num_classes < 1 or num_classes ~= math.floor(num_classes) then
-    raise(("%s: `num_classes` must be a positive integer. Received: num_classes=%s"):format(who, tostring(num_classes)))
+    raise(("%s: `num_classes` must be a positive integer. Received: num_classes=%s"):format(who, core.received(num_classes)))
+  end
+  if num_classes > MAX_CLASSES then
+    raise(("%s: num_classes=%.0f is too large: the confusion matrix would hold num_classes^2 values (at most %d classes)")
+      :format(who, num_classes, MAX_CLASSES))
   end
   if type(target_class_ids) ~= "table" or #target_class_ids == 0 then
     raise(("%s: `target_class_ids` must be a non-empty list of class ids. Received: target_class_ids=%s"):format(who, tostring(target_class_ids)))
@@ -1196,11 +1278,12 @@ local function drop(config, keys)
 end
 
 -- The first argument by position or in a config table, for the IoU variants.
-local function leading(first, kw, key)
-  if type(first) == "table" and kw == nil then return first[key], first end
-  kw = kw or {}
-  if first ~= nil then kw[key] = first end
-  return first, kw
+local function leading(first, kw, key, who)
+  if type(first) == "table" and kw == nil and not core.class_name_of(first) then return first[key], first end
+  local o = {}
+  for k, v in pairs(core.options(kw, who)) do o[k] = v end
+  if first ~= nil then o[key] = first end
+  return first, o
 end
 
 --- MeanIoU{num_classes=, ignore_class=, sparse_y_true=true, sparse_y_pred=true, axis=-1}
@@ -1209,11 +1292,12 @@ local MeanIoU = IoU:extend("MeanIoU")
 MeanIoU.default_name = "mean_io_u"
 metrics.MeanIoU = MeanIoU
 function MeanIoU:__init(num_classes, kw)
-  num_classes, kw = leading(num_classes, kw, "num_classes")
+  num_classes, kw = leading(num_classes, kw, "num_classes", getmetatable(self).__name)
   if kw.target_class_ids ~= nil then raise("MeanIoU: unknown argument `target_class_ids` (use IoU)") end
   local o = {}
   for k, v in pairs(kw) do o[k] = v end
-  o.target_class_ids = type(num_classes) == "number" and num_classes >= 1 and range(0, num_classes - 1) or nil
+  o.target_class_ids = type(num_classes) == "number" and num_classes >= 1 and num_classes <= MAX_CLASSES
+    and range(0, num_classes - 1) or nil
   IoU.__init(self, o)
 end
 function MeanIoU:get_config() return drop(IoU.get_config(self), { "target_class_ids" }) end
@@ -1261,7 +1345,7 @@ local OneHotMeanIoU = MeanIoU:extend("OneHotMeanIoU")
 OneHotMeanIoU.default_name = "one_hot_mean_io_u"
 metrics.OneHotMeanIoU = OneHotMeanIoU
 function OneHotMeanIoU:__init(num_classes, kw)
-  num_classes, kw = leading(num_classes, kw, "num_classes")
+  num_classes, kw = leading(num_classes, kw, "num_classes", "OneHotMeanIoU")
   if kw.sparse_y_true ~= nil then raise("OneHotMeanIoU: unknown argument `sparse_y_true`") end
   local o = {}
   for k, v in pairs(kw) do o[k] = v end
@@ -1307,7 +1391,12 @@ local GET = { who = "metrics.get", kind = "metric", builtins = metrics, aliases 
   hidden = { Metric = true, Reduce = true, MeanMetricWrapper = true }, raise = raise }
 function metrics.get(id) return registry.resolve(id, GET) end
 
-function metrics.serialize(m) return registry.serialize(m) end
+--- serialize(metric): {class_name=, config=} for a metric object, as Keras's serialize.
+function metrics.serialize(m) return registry.serialize(m, core.raise) end
+--- deserialize(config): the metric a serialize() table describes (the same as get).
 metrics.deserialize = metrics.get
+
+-- Whatever fails inside a metric function (a composed op, a conversion) names the function.
+core.name_errors(metrics)
 
 return metrics

@@ -13,7 +13,7 @@ local C = core.C
 
 local nn = {}
 
-local function T(x) return core.is_tensor(x) and x or core.to_tensor(x) end
+local function T(x, who, arg) return core.is_tensor(x) and x or core.to_tensor(x, who, arg) end
 
 --- tuple(v, n, what): a number or a list of n positive integers, as a list.
 function nn.tuple(v, n, what, allow_zero)
@@ -113,6 +113,9 @@ local function shape_str(t) return core.shape_str(core.shape_of(t)) end
 -- opts: {strides=, padding=, dilation_rate=} or nil
 local function conv_opts(opts, rank, what)
   opts = opts or {}
+  if type(opts) ~= "table" or core.class_name_of(opts) then
+    core.raise(("%s: opts must be a table like {strides = 2, padding = \"same\"}, got %s"):format(what, core.describe(opts)))
+  end
   local strides = nn.tuple(opts.strides or 1, rank, what .. ": strides")
   local dilation = nn.tuple(opts.dilation_rate or 1, rank, what .. ": dilation_rate")
   return strides, opts.padding or "valid", dilation
@@ -143,7 +146,7 @@ end
 -- 1-D), dilation_rate, groups (Keras's: group g reads channel block g and
 -- writes output block g), bias (O).
 function nn.conv(x, kernel, opts)
-  x, kernel = T(x), T(kernel)
+  x, kernel = T(x, "conv", "x"), T(kernel, "conv", "kernel")
   local rank, what = check_rank(x, "conv", "conv")
   if kernel.nd ~= rank + 2 then
     core.raise(("%s: expected a %d-d kernel for input %s, got %s"):format(what, rank + 2, shape_str(x), shape_str(kernel)))
@@ -155,7 +158,7 @@ function nn.conv(x, kernel, opts)
     core.raise(("%s: groups must be a positive integer, got %s"):format(what, tostring(groups)))
   end
   local xs, ks = core.shape_of(x), core.shape_of(kernel)
-  local inputs = { x, kernel, opts and opts.bias and T(opts.bias) or nil }
+  local inputs = { x, kernel, opts and opts.bias and T(opts.bias, "conv", "bias") or nil }
   if rank == 1 then
     local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, what)
     inputs[1], inputs[2] = as_2d(x, kernel)
@@ -185,8 +188,9 @@ end
 --- conv_transpose(x, kernel, opts): x (N,H,W,Cin), kernel (KH,KW,Cout,Cin)
 -- (or the 1-D and 3-D forms). opts: strides, padding, output_padding, dilation_rate, bias.
 function nn.conv_transpose(x, kernel, opts)
-  x, kernel = T(x), T(kernel)
+  x, kernel = T(x, "conv_transpose", "x"), T(kernel, "conv_transpose", "kernel")
   opts = opts or {}
+  if type(opts) ~= "table" then core.raise("conv_transpose: opts must be a table like {strides = 2}, got " .. core.describe(opts)) end
   local rank, what = check_rank(x, "conv_transpose", "conv")
   what = what .. "_transpose"
   if kernel.nd ~= rank + 2 then
@@ -197,7 +201,7 @@ function nn.conv_transpose(x, kernel, opts)
     core.raise(("%s: padding must be \"valid\" or \"same\", got %s"):format(what, tostring(padding)))
   end
   local op = opts.output_padding and nn.tuple(opts.output_padding, rank, what .. ": output_padding", true)
-  local inputs = { x, kernel, opts.bias and T(opts.bias) or nil }
+  local inputs = { x, kernel, opts.bias and T(opts.bias, "conv_transpose", "bias") or nil }
   if rank == 1 then inputs[1], inputs[2] = as_2d(x, kernel) end
   local xs, ks = core.shape_of(inputs[1]), core.shape_of(inputs[2])
   local r = math.max(rank, 2)   -- the kernel's spatial rank (1-D runs as 2-D)
@@ -225,13 +229,13 @@ end
 --- depthwise_conv(x, kernel, opts): x (N,H,W,C), kernel (KH,KW,C,M) -> (N,H',W',C*M);
 -- or x (N,L,C), kernel (K,C,M) -> (N,L',C*M), on a (N,1,L,C) view.
 function nn.depthwise_conv(x, kernel, opts)
-  x, kernel = T(x), T(kernel)
+  x, kernel = T(x, "depthwise_conv", "x"), T(kernel, "depthwise_conv", "kernel")
   if x.nd == 3 and kernel.nd == 3 then
     local strides, padding, dil = conv_opts(opts, 1, "depthwise_conv1d")
     local xs, ks = core.shape_of(x), core.shape_of(kernel)
     local l, r = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, "depthwise_conv1d")
     local x2, k2 = as_2d(x, kernel)
-    return from_2d(nn.call("depthwise_conv2d", { x2, k2, opts and opts.bias and T(opts.bias) or nil },
+    return from_2d(nn.call("depthwise_conv2d", { x2, k2, opts and opts.bias and T(opts.bias, "depthwise_conv", "bias") or nil },
       { 1, strides[1], 1, dil[1], 0, 0, l, r }))
   end
   if x.nd ~= 4 or kernel.nd ~= 4 then
@@ -241,13 +245,13 @@ function nn.depthwise_conv(x, kernel, opts)
   local xs, ks = core.shape_of(x), core.shape_of(kernel)
   local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, "depthwise_conv2d")
   local l, r = nn.padding_amounts(xs[3], ks[2], strides[2], dil[2], padding, "depthwise_conv2d")
-  return nn.call("depthwise_conv2d", { x, kernel, opts and opts.bias and T(opts.bias) or nil },
+  return nn.call("depthwise_conv2d", { x, kernel, opts and opts.bias and T(opts.bias, "depthwise_conv", "bias") or nil },
     { strides[1], strides[2], dil[1], dil[2], t, b, l, r })
 end
 
 -- kind: "max" or "avg"
 local function pool(kind, x, pool_size, strides, padding)
-  x = T(x)
+  x = T(x, kind == "max" and "max_pool" or "average_pool", "x")
   local rank, what = check_rank(x, kind == "max" and "max_pool" or "average_pool", kind == "max" and "max_pool" or "average_pool")
   local p = nn.tuple(pool_size, rank, what .. ": pool_size")
   local s = nn.tuple(strides or p, rank, what .. ": strides")

@@ -15,6 +15,7 @@ local function finish(token, ok, ...)
   return ...
 end
 
+--- no_grad(fn, ...): fn(...)'s results, computed with recording paused on every tape (resumed however fn ends).
 local function no_grad(fn, ...)
   return finish(pause(), pcall(fn, ...))
 end

@@ -95,9 +95,12 @@ end
 
 --- serialize(obj): a registered function as its name; an object as
 -- {class_name=, config=} under its registered name, else its class name.
-function registry.serialize(obj)
+function registry.serialize(obj, raise)
   if obj == nil then return nil end
   if type(obj) == "function" then return short_names[obj] end
+  if type(obj) ~= "table" or type(obj.get_config) ~= "function" then         -- raise: core.raise, from the caller
+    (raise or error)("serialize: expected an object with get_config (or a function), got " .. type(obj))
+  end
   return { class_name = registry.name_of(getmetatable(obj)), config = obj:get_config() }
 end
 

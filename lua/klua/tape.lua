@@ -23,16 +23,23 @@ local function pointer_arrays(n)
   return src_buf, out_buf
 end
 
+--- GradientTape{persistent=false}: records the ops on watched tensors and trainable Variables, then
+-- tape:gradient(target, sources) walks them backwards; a persistent tape answers several gradient calls.
 function GradientTape:__init(kw)
   kw = kw or {}
   self.persistent = kw.persistent and true or false
   self.handle = ffi.gc(C.kl_tape_new(self.persistent and 1 or 0), C.kl_tape_free)
 end
 
+--- GradientTape:start(): starts recording (the explicit form of record); returns the tape.
 function GradientTape:start() core.check(C.kl_tape_start(self.handle)); return self end
+--- GradientTape:stop(): stops recording; what was recorded stays for gradient().
 function GradientTape:stop() C.kl_tape_stop(self.handle); return self end
+--- GradientTape:reset(): forgets everything recorded (and what it watched).
 function GradientTape:reset() C.kl_tape_reset(self.handle); return self end
+--- GradientTape:is_recording(): true between start() and stop().
 function GradientTape:is_recording() return C.kl_tape_recording(self.handle) ~= 0 end
+--- GradientTape:size(): the number of ops recorded.
 function GradientTape:size() return tonumber(C.kl_tape_size(self.handle)) end
 
 --- record(fn, ...): run fn while recording; returns fn's results.

@@ -27,33 +27,49 @@ local FLAG_VARIABLE, FLAG_TRAINABLE = C.KL_FLAG_VARIABLE, C.KL_FLAG_TRAINABLE
 
 local function nested_shape(data, what)
   local shape, cur = {}, data
-  while type(cur) == "table" do
+  while type(cur) == "table" and not core.class_name_of(cur) do
     shape[#shape + 1] = #cur
     cur = cur[1]
   end
   return shape
 end
 
---- tensor(data): a float32 tensor from a number, a nested table or a tensor.
-function M.tensor(data)
+-- convert(data, who, arg): data as a tensor; errors name the function (who)
+-- and the argument (arg) that received data. Objects (layers, metrics, any
+-- klua class instance) are never taken as nested tables.
+local function convert(data, who, arg)
   if core.is_tensor(data) then return data end
   local td = type(data)
   if td == "number" or td == "boolean" then
     return wrap(C.kl_tensor_full(0, nil, td == "boolean" and (data and 1 or 0) or data))
   end
-  if td ~= "table" then
-    raise("tensor: expected a number, a nested table or a tensor, got " .. td ..
-      (td == "nil" and " (a method called with '.' instead of ':'? write x:sum(), not x.sum())" or ""))
+  if td ~= "table" or core.class_name_of(data) then
+    -- an object whose class says why it is no tensor (a symbolic KerasTensor)
+    local hook = td == "table" and rawget(getmetatable(data), "__to_tensor")
+    if hook then return hook(data, who or "tensor", arg) end
+    if who == nil then
+      raise("tensor: expected a number, a nested table or a tensor, got " .. core.describe(data) ..
+        (td == "nil" and " (a method called with '.' instead of ':'? write x:sum(), not x.sum())" or ""))
+    end
+    raise(("%s: %s must be a tensor, a number or a nested table of numbers, got %s%s")
+      :format(who, arg or "the input", core.describe(data),
+        td == "nil" and " (a method called with '.' instead of ':'? write x:sum(), not x.sum())" or ""))
+  end
+  who = who or "tensor"
+  local of = arg and (" of " .. arg) or ""
+  if #data == 0 and next(data) ~= nil then
+    raise(("%s: expected a number, a nested table or a tensor%s, got a table with keys (%s = ...) and no list part")
+      :format(who, of, tostring(next(data))))
   end
   local shape = nested_shape(data)
-  local nd, dims = core.shape_arg(shape, "tensor")
+  local nd, dims = core.shape_arg(shape, who)
   local n = 1
   for i = 1, nd do n = n * shape[i] end
   local buf = ffi.new("double[?]", math.max(n, 1))
   local k = 0
   local function fill(t, depth)
     if #t ~= shape[depth] then
-      raise(("tensor: ragged nested table at depth %d: expected %d elements, got %d"):format(depth, shape[depth], #t))
+      raise(("%s: ragged nested table%s at depth %d: expected %d elements, got %d"):format(who, of, depth, shape[depth], #t))
     end
     if depth == nd then
       for i = 1, #t do
@@ -61,13 +77,14 @@ function M.tensor(data)
         if type(v) == "boolean" then v = v and 1 or 0 end
         if type(v) ~= "number" then
           if core.is_tensor(v) and v.count == 1 then v = v.p.data[0]
-          else raise(("tensor: expected a number at depth %d, got %s"):format(depth, type(v))) end
+          else raise(("%s: expected a number at depth %d%s, got %s"):format(who, depth, of,
+            core.class_name_of(v) and core.describe(v) or type(v))) end
         end
         buf[k] = v; k = k + 1
       end
     else
       for i = 1, #t do
-        if type(t[i]) ~= "table" then raise(("tensor: ragged nested table at depth %d"):format(depth + 1)) end
+        if type(t[i]) ~= "table" then raise(("%s: ragged nested table%s at depth %d"):format(who, of, depth + 1)) end
         fill(t[i], depth + 1)
       end
     end
@@ -75,33 +92,71 @@ function M.tensor(data)
   if nd > 0 then fill(data, 1) end
   return wrap(C.kl_tensor_from_doubles(nd, dims, buf))
 end
-core.to_tensor = M.tensor
+M.convert = convert
+core.to_tensor = convert
+
+--- tensor(data): a float32 tensor from a number, a nested table or a tensor.
+function M.tensor(data) return convert(data) end
+
+-- made(who, p): own the tensor C returned; NULL raises C's message named for `who`.
+local function made(who, p)
+  if p == nil then raise(core.op_error(who)) end
+  return wrap(p)
+end
 
 local function shape_from(...)
   local a = ...
+  if a == nil then return nil end
   if type(a) == "table" then return a end
   if core.is_tensor(a) then return core.shape_of(a) end
   return {...}
 end
 
-function M.zeros(...) local nd, d = core.shape_arg(shape_from(...), "zeros"); return wrap(C.kl_tensor_zeros(nd, d)) end
-function M.ones(...) local nd, d = core.shape_arg(shape_from(...), "ones"); return wrap(C.kl_tensor_full(nd, d, 1)) end
-function M.empty(...) local nd, d = core.shape_arg(shape_from(...), "empty"); return wrap(C.kl_tensor_empty(nd, d)) end
-function M.full(shape, value)
-  local nd, d = core.shape_arg(shape, "full")
-  return wrap(C.kl_tensor_full(nd, d, value))
+--- zeros(shape): a tensor of zeros; shape is a list {2, 3}, sizes zeros(2, 3) or another tensor's shape.
+function M.zeros(...) local nd, d = core.shape_arg(shape_from(...), "zeros"); return made("zeros", C.kl_tensor_zeros(nd, d)) end
+--- ones(shape): a tensor of ones; shape is a list {2, 3}, sizes ones(2, 3) or another tensor's shape.
+function M.ones(...) local nd, d = core.shape_arg(shape_from(...), "ones"); return made("ones", C.kl_tensor_full(nd, d, 1)) end
+--- empty(shape): a tensor whose values are not set (fill it before reading).
+function M.empty(...) local nd, d = core.shape_arg(shape_from(...), "empty"); return made("empty", C.kl_tensor_empty(nd, d)) end
+local function full(who, shape, value)
+  local nd, d = core.shape_arg(shape, who)
+  if type(value) ~= "number" then raise(who .. ": value must be a number, got " .. core.describe(value)) end
+  return made(who, C.kl_tensor_full(nd, d, value))
 end
-function M.zeros_like(t) return M.zeros(core.shape_of(t)) end
-function M.ones_like(t) return M.ones(core.shape_of(t)) end
-function M.full_like(t, v) return M.full(core.shape_of(t), v) end
+--- full(shape, value): a tensor of the given shape filled with value.
+function M.full(shape, value) return full("full", shape, value) end
+--- zeros_like(t): zeros of t's shape.
+function M.zeros_like(t) return M.zeros(core.shape_of(convert(t, "zeros_like", "x"))) end
+--- ones_like(t): ones of t's shape.
+function M.ones_like(t) return M.ones(core.shape_of(convert(t, "ones_like", "x"))) end
+--- full_like(t, value): value in every element of a tensor of t's shape.
+function M.full_like(t, v) return full("full_like", core.shape_of(convert(t, "full_like", "x")), v) end
 
---- arange(stop) or arange(start, stop[, step]) — stop excluded, like Keras.
+--- arange(start=0, stop, step=1): start, start + step, ... up to stop excluded (arange(5) is 0..4), as Keras.
+local function number_arg(who, name, v)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+    raise(("%s: %s must be a finite number, got %s"):format(who, name, core.describe(v)))
+  end
+  return v
+end
+local function count_arg(who, name, v)
+  if type(v) ~= "number" or v < 0 or v % 1 ~= 0 or v == math.huge then
+    raise(("%s: %s must be a non-negative integer, got %s"):format(who, name, core.describe(v)))
+  end
+  return v
+end
 function M.arange(a, b, step)
   if b == nil then a, b = 0, a end
-  return wrap(C.kl_arange(a, b, step or 1))
+  return made("arange", C.kl_arange(number_arg("arange", "start", a), number_arg("arange", "stop", b),
+    number_arg("arange", "step", step or 1)))
 end
-function M.linspace(a, b, num) return wrap(C.kl_linspace(a, b, num or 50)) end
-function M.eye(n, m) return wrap(C.kl_eye(n, m or n)) end
+--- linspace(start, stop, num=50): num evenly spaced values from start to stop, both included.
+function M.linspace(a, b, num)
+  return made("linspace", C.kl_linspace(number_arg("linspace", "start", a), number_arg("linspace", "stop", b),
+    count_arg("linspace", "num", num or 50)))
+end
+--- eye(n, m=n): the (n, m) identity matrix.
+function M.eye(n, m) return made("eye", C.kl_eye(count_arg("eye", "N", n), count_arg("eye", "M", m or n))) end
 
 --- from_pointer(nd, dims, float*): copy raw floats into a new tensor.
 function M.from_floats(shape, ptr)
@@ -111,15 +166,21 @@ end
 
 -- Methods --------------------------------------------------------------------
 
+--- t:shape(): the shape as a Lua list, {2, 3}.
 function methods.shape(t) return core.shape_of(t) end
+--- t:numel(): the number of elements.
 function methods.numel(t) return tonumber(t.count) end
+--- t:ndim(): the number of axes (0 for a scalar).
 function methods.ndim(t) return t.nd end
+--- t:size(axis): the size of one axis (1-based, negative from the end); without axis, the number of elements.
 function methods.size(t, axis)
   if axis == nil then return tonumber(t.count) end
   return tonumber(t.dims[core.axis_arg(axis, t.nd, "size")])
 end
+--- t:dtype(): "float32", the one dtype of klua's tensors.
 methods.dtype = function() return "float32" end
 
+--- t:item(): the value of a one-element tensor as a Lua number.
 function methods.item(t)
   if t.count ~= 1 then
     raise(("item: expected a tensor with one element, got shape %s"):format(core.shape_str(core.shape_of(t))))
@@ -154,6 +215,7 @@ methods.set = function(t, ...)
   return t
 end
 
+--- t:totable(): the values as nested Lua tables of t's shape (a number for a scalar).
 function methods.totable(t)
   local c = wrap(C.kl_tensor_contiguous(t.p))
   if c.nd == 0 then return tonumber(c.data[0]) end
@@ -179,9 +241,13 @@ function methods.tolist(t)
   return out
 end
 
+--- t:numpy(): t itself (Keras's spelling: klua's tensors already live in host memory).
 function methods.numpy(t) return t end            -- Keras spelling; tensors are already host values
+--- t:clone(): a copy with its own storage.
 function methods.clone(t) return wrap(C.kl_tensor_clone(t.p)) end
+--- t:contiguous(): t if its elements are in row-major order in memory, else a row-major copy.
 function methods.contiguous(t) return wrap(C.kl_tensor_contiguous(t.p)) end
+--- t:is_variable(): true for a klua.Variable.
 function methods.is_variable(t) return bit.band(t.flags, FLAG_VARIABLE) ~= 0 end
 
 -- Printing ---------------------------------------------------------------------
@@ -271,7 +337,8 @@ end
 -- The metatype -------------------------------------------------------------
 
 local tensor = M.tensor
-local function T(x) if core.is_tensor(x) then return x end return tensor(x) end
+--- T(x, who, arg): x as a tensor; errors name the function and the argument ("exp: x must be a tensor, ...").
+local function T(x, who, arg) if core.is_tensor(x) then return x end return convert(x, who, arg) end
 M.T = T
 
 local op = core.op

@@ -11,11 +11,15 @@ local utils = {}
 function utils.now() return C.kl_time_monotonic() end
 
 --- isatty(fd): true when file descriptor fd (default 1, stdout) is a terminal.
-function utils.isatty(fd) return C.kl_isatty(fd or 1) == 1 end
+function utils.isatty(fd)
+  if fd ~= nil and (type(fd) ~= "number" or fd % 1 ~= 0) then core.raise("isatty: fd must be an integer, got " .. core.describe(fd)) end -- one-line check (bad-input sweep)
+  return C.kl_isatty(fd or 1) == 1
+end
 
 --- terminal_width(fd): the width in columns of the terminal on fd (default 1,
 -- stdout), else $COLUMNS, else 80.
 function utils.terminal_width(fd)
+  if fd ~= nil and (type(fd) ~= "number" or fd % 1 ~= 0) then core.raise("terminal_width: fd must be an integer, got " .. core.describe(fd)) end -- one-line check (bad-input sweep)
   local n = C.kl_terminal_columns(fd or 1)
   if n > 0 then return n end
   local env = tonumber(os.getenv("COLUMNS"))
@@ -103,7 +107,7 @@ end
 
 local function tensor_of(x, what)
   if not core.to_tensor then core.raise(what .. ": require(\"klua\") first (it sets up tensors)") end
-  return core.to_tensor(x)
+  return core.to_tensor(x, what, "x")
 end
 
 local INT_DTYPES = { int32 = true, int64 = true, int16 = true, int8 = true, uint8 = true, int = true }

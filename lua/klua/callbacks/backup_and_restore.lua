@@ -17,7 +17,7 @@ function BackupAndRestore:__init(backup_dir, kw)
   Callback.__init(self)
   if type(backup_dir) == "table" and kw == nil then kw, backup_dir = backup_dir, backup_dir.backup_dir end
   if type(backup_dir) ~= "string" or backup_dir == "" then core.raise("BackupAndRestore: backup_dir must be a non-empty string") end
-  kw = kw or {}
+  kw = core.options(kw, "BackupAndRestore")
   self.backup_dir = backup_dir
   self.save_freq = kw.save_freq or "epoch"
   if self.save_freq ~= "epoch" and self.save_freq ~= false then

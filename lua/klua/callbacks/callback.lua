@@ -1,6 +1,7 @@
 -- callback.lua — Callback: the base class; every hook is a no-op to override.
 -- Epoch and batch numbers given to hooks are 0-based counts, as in Keras.
 local class = require("klua.class")
+local core = require("klua.core")
 local HOOKS = require("klua.callbacks.hooks")
 
 local Callback = class("Callback")
@@ -11,9 +12,20 @@ local Callback = class("Callback")
 --- Callback:set_state(state): takes back what get_state returned.
 function Callback:__init() self.model, self.params = nil, {} end
 --- Callback:set_model(model): the model the hooks act on (self.model).
-function Callback:set_model(model) self.model = model end
+function Callback:set_model(model)
+  if model ~= nil and (type(model) ~= "table" or rawget(model, "_klua_layer") ~= true) then
+    core.raise(("%s.set_model: expected a model, got %s"):format(class.name_of(self), core.describe(model)))
+  end
+  self.model = model
+end
 --- Callback:set_params(params): {verbose=, epochs=, steps=} of the run (self.params).
-function Callback:set_params(params) self.params = params end
+function Callback:set_params(params)
+  if params ~= nil and (type(params) ~= "table" or core.class_name_of(params)) then
+    core.raise(("%s.set_params: expected a table like {epochs = 1, steps = 10, verbose = 1}, got %s")
+      :format(class.name_of(self), core.describe(params)))
+  end
+  self.params = params or {}
+end
 
 --- Callback:on_train_begin(logs): at the start of fit.
 --- Callback:on_train_end(logs): at the end of fit.

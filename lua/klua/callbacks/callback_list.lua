@@ -12,13 +12,13 @@ local CallbackList = class("CallbackList")
 --- CallbackList{callbacks, add_history=false, add_progbar=false, model=nil, verbose=nil, epochs=nil, steps=nil}
 -- (also CallbackList(callbacks, {...})): what fit, evaluate and predict call hooks on: each hook forwards to every callback.
 function CallbackList:__init(list, kw)
-  kw = kw or {}
+  kw = core.options(kw, "CallbackList")
   self.callbacks = {}
-  if list ~= nil and type(list) ~= "table" then core.raise("callbacks must be a list of Callback objects") end
+  if list ~= nil and type(list) ~= "table" then core.raise("CallbackList: callbacks must be a list of Callback objects, got " .. core.describe(list)) end
   if class.is_instance(list, Callback) then list = { list } end
   for i, cb in ipairs(list or {}) do
     if not class.is_instance(cb, Callback) then
-      core.raise(("callbacks[%d] is not a klua.callbacks.Callback (got %s)"):format(i, class.name_of(cb)))
+      core.raise(("CallbackList: callbacks[%d] is not a klua.callbacks.Callback (got %s)"):format(i, core.describe(cb)))
     end
     self.callbacks[#self.callbacks + 1] = cb
   end
@@ -47,7 +47,9 @@ function CallbackList:set_params(params)
 end
 
 --- CallbackList:append(callback): adds a callback (given the list's model and params).
-function CallbackList:append(cb) self.callbacks[#self.callbacks + 1] = cb; cb:set_model(self.model); cb:set_params(self.params) end
+function CallbackList:append(cb)
+  if not class.is_instance(cb, Callback) then core.raise("CallbackList.append: expected a klua.callbacks.Callback, got " .. core.describe(cb)) end
+  self.callbacks[#self.callbacks + 1] = cb; cb:set_model(self.model); cb:set_params(self.params) end
 
 --- CallbackList:on_train_begin(logs): calls on_train_begin of every callback (each hook below forwards the same way).
 --- CallbackList:on_train_end(logs): calls on_train_end of every callback.

@@ -11,7 +11,7 @@ function CSVLogger:__init(filename, kw)
   Callback.__init(self)
   if type(filename) == "table" and kw == nil then kw, filename = filename, filename.filename end
   if type(filename) ~= "string" then core.raise("CSVLogger: filename must be a string") end
-  kw = kw or {}
+  kw = core.options(kw, "CSVLogger")
   self.filename = filename
   self.sep = kw.separator or ","
   self.append = kw.append and true or false

@@ -1,5 +1,6 @@
 -- early_stopping.lua — EarlyStopping: stops fit once a monitored value stops improving.
 -- Optionally restores the best epoch's weights at the end.
+local core = require("klua.core")
 local Callback = require("klua.callbacks.callback")
 local monitor = require("klua.callbacks.monitor")
 
@@ -12,7 +13,7 @@ local EarlyStopping = Callback:extend("EarlyStopping")
 -- min_delta for patience epochs.
 function EarlyStopping:__init(kw)
   Callback.__init(self)
-  kw = kw or {}
+  kw = core.options(kw, "EarlyStopping")
   self.monitor = kw.monitor or "val_loss"
   self.patience = kw.patience or 0
   self.verbose = kw.verbose or 0
@@ -72,6 +73,7 @@ function EarlyStopping:get_state()
   return { wait = self.wait, best = self.best, best_epoch = self.best_epoch, stopped_epoch = self.stopped_epoch }
 end
 function EarlyStopping:set_state(s)
+  s = core.options(s, "EarlyStopping.set_state")
   self.wait, self.best, self.best_epoch, self.stopped_epoch = s.wait, s.best, s.best_epoch, s.stopped_epoch
 end
 

@@ -9,7 +9,7 @@ local LambdaCallback = Callback:extend("LambdaCallback")
 -- name (on_batch_begin/on_batch_end too) as a plain function.
 function LambdaCallback:__init(kw)
   Callback.__init(self)
-  kw = kw or {}
+  kw = core.options(kw, "LambdaCallback")
   local known = { on_batch_begin = true, on_batch_end = true }
   for _, h in ipairs(HOOKS) do known[h] = true end
   for k, f in pairs(kw) do

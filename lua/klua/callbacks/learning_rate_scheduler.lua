@@ -14,7 +14,7 @@ function LearningRateScheduler:__init(schedule, kw)
   if type(schedule) == "table" and kw == nil and getmetatable(schedule) == nil then kw, schedule = schedule, schedule.schedule end
   if type(schedule) ~= "function" then core.raise("LearningRateScheduler: schedule must be a function(epoch, lr)") end
   self.schedule = schedule
-  self.verbose = (kw or {}).verbose or 0
+  self.verbose = core.options(kw, "LearningRateScheduler").verbose or 0
 end
 
 function LearningRateScheduler:on_epoch_begin(epoch)

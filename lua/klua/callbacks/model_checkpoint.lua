@@ -16,7 +16,7 @@ function ModelCheckpoint:__init(filepath, kw)
   Callback.__init(self)
   if type(filepath) == "table" and kw == nil then kw, filepath = filepath, filepath.filepath end
   if type(filepath) ~= "string" or filepath == "" then core.raise("ModelCheckpoint: filepath must be a non-empty string") end
-  kw = kw or {}
+  kw = core.options(kw, "ModelCheckpoint")
   self.filepath = filepath
   self.monitor = kw.monitor or "val_loss"
   self.verbose = kw.verbose or 0
@@ -84,6 +84,9 @@ function ModelCheckpoint:on_epoch_end(epoch, logs)
 end
 
 function ModelCheckpoint:get_state() return { best = self.best, batches_seen = self.batches_seen } end
-function ModelCheckpoint:set_state(s) self.best, self.batches_seen = s.best, s.batches_seen end
+function ModelCheckpoint:set_state(s)
+  s = core.options(s, "ModelCheckpoint.set_state")
+  self.best, self.batches_seen = s.best, s.batches_seen
+end
 
 return ModelCheckpoint

@@ -1,4 +1,5 @@
 -- progbar_logger.lua — ProgbarLogger: the epoch header and progress bar of verbose=1 or 2.
+local core = require("klua.core")
 local Callback = require("klua.callbacks.callback")
 local Progbar = require("klua.progbar")
 local distribution = require("klua.distribution")
@@ -9,7 +10,7 @@ local ProgbarLogger = Callback:extend("ProgbarLogger")
 -- (what fit's verbose=1/2 show).
 function ProgbarLogger:__init(kw)
   Callback.__init(self)
-  kw = kw or {}
+  kw = core.options(kw, "ProgbarLogger")
   self.stream = kw.stream or io.stdout
   self.verbose = 1
   self.epochs = 1
@@ -18,11 +19,14 @@ end
 
 function ProgbarLogger:set_params(params)
   Callback.set_params(self, params)
+  params = self.params
   local v = params.verbose
   if v == nil or v == "auto" then v = 1 end
   if not distribution.is_chief() then v = 0 end   -- under DataParallel only rank 0 prints
   self.verbose = v
   self.epochs = params.epochs or 1
+  if v ~= 0 and v ~= 1 and v ~= 2 then core.raise("ProgbarLogger.set_params: verbose must be 0, 1, 2 or \"auto\", got " .. core.describe(v)) end
+  if type(self.epochs) ~= "number" then core.raise("ProgbarLogger.set_params: epochs must be a number, got " .. core.describe(self.epochs)) end
   self.target = params.steps
 end
 

@@ -12,7 +12,7 @@ local ReduceLROnPlateau = Callback:extend("ReduceLROnPlateau")
 -- min_lr=0}: multiplies the learning rate by factor when the monitored value has not improved for patience epochs.
 function ReduceLROnPlateau:__init(kw)
   Callback.__init(self)
-  kw = kw or {}
+  kw = core.options(kw, "ReduceLROnPlateau")
   self.monitor = kw.monitor or "val_loss"
   self.factor = kw.factor or 0.1
   if self.factor >= 1 then
@@ -69,6 +69,9 @@ function ReduceLROnPlateau:on_epoch_end(epoch, logs)
 end
 
 function ReduceLROnPlateau:get_state() return { best = self.best, wait = self.wait, cooldown_counter = self.cooldown_counter } end
-function ReduceLROnPlateau:set_state(s) self.best, self.wait, self.cooldown_counter = s.best, s.wait, s.cooldown_counter end
+function ReduceLROnPlateau:set_state(s)
+  s = core.options(s, "ReduceLROnPlateau.set_state")
+  self.best, self.wait, self.cooldown_counter = s.best, s.wait, s.cooldown_counter
+end
 
 return ReduceLROnPlateau

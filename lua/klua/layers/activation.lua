@@ -4,6 +4,7 @@ local Layer = require("klua.layer")
 local activations = require("klua.activations")
 
 local Activation = Layer:extend("Activation")
+Activation.input_spec = {}   -- one tensor
 Activation.supports_masking = true
 
 --- Activation{activation, ...}: applies an activation (a name from klua.activations or a function) to its input.

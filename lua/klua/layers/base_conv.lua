@@ -13,6 +13,7 @@ local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
 
 local BaseConv = Layer:extend("BaseConv")
+BaseConv.input_spec = {}   -- one tensor
 
 local SPATIAL = { "steps", "height, width", "depth, height, width" }
 

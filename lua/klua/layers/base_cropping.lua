@@ -7,6 +7,7 @@ local nn = require("klua.nn")
 local ops = require("klua.ops")
 
 local BaseCropping = Layer:extend("BaseCropping")
+BaseCropping.input_spec = {}   -- one tensor
 
 local FORMS = {
   "an integer or {left, right}",

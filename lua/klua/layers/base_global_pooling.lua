@@ -9,6 +9,7 @@ local ops = require("klua.ops")
 local nn = require("klua.nn")
 
 local BaseGlobalPooling = Layer:extend("BaseGlobalPooling")
+BaseGlobalPooling.input_spec = {}   -- one tensor
 
 -- rank: 1, 2 or 3; kind: "average" or "max".
 function BaseGlobalPooling:__init(rank, kind, kw)

@@ -6,6 +6,7 @@ local Layer = require("klua.layer")
 local nn = require("klua.nn")
 
 local BasePooling = Layer:extend("BasePooling")
+BasePooling.input_spec = {}   -- one tensor
 
 -- rank: 1, 2 or 3; fn: nn.max_pool or nn.average_pool.
 function BasePooling:__init(rank, fn, pool_size, kw)

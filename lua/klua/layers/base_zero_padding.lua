@@ -8,6 +8,7 @@ local nn = require("klua.nn")
 local ops = require("klua.ops")
 
 local BaseZeroPadding = Layer:extend("BaseZeroPadding")
+BaseZeroPadding.input_spec = {}   -- one tensor
 
 local FORMS = {
   "an integer or {left, right}",

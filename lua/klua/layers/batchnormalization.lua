@@ -16,10 +16,13 @@ local distribution = require("klua.distribution")
 local op = core.op
 
 local BatchNormalization = Layer:extend("BatchNormalization")
+BatchNormalization.input_spec = { min_ndim = 1 }   -- one tensor (Keras's input_spec)
 BatchNormalization.supports_masking = true
 
--- The fused C op over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta.
+--- BatchNormalization.fused(x, mean, var, gamma, beta, epsilon): (x - mean) / sqrt(var + epsilon) * gamma + beta
+-- over the last axis, one C op (klua.nn.batch_norm).
 BatchNormalization.fused = nn.batch_norm
+core.name_errors({ fused = nn.batch_norm })   -- called directly, its errors name it
 local fused = BatchNormalization.fused
 
 --- BatchNormalization{axis=-1, momentum=0.99, epsilon=1e-3, center=true, scale=true, beta_initializer="zeros",

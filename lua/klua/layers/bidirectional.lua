@@ -12,6 +12,7 @@ local nn = require("klua.nn")
 local BaseRNN = require("klua.layers.base_rnn")
 
 local Bidirectional = Layer:extend("Bidirectional")
+Bidirectional.input_spec = { ndim = 3, layout = "(batch, timesteps, features)" }   -- one tensor (Keras's input_spec)
 local unpack = unpack or table.unpack
 
 local merge_modes = { concat = true, sum = true, ave = true, mul = true, none = true }

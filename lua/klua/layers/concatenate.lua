@@ -45,6 +45,7 @@ end
 
 function Concatenate:compute_output_shape(shapes)
   local first = shapes[1]
+  if type(first) ~= "table" then self:raise("compute_output_shape: expected a list of input shapes, like {{2, 3}, {2, 4}}") end
   local nd = #first
   local ax = self.axis < 0 and nd + self.axis + 1 or self.axis
   local out = {}

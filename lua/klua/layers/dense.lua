@@ -8,6 +8,7 @@ local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
 
 local Dense = Layer:extend("Dense")
+Dense.input_spec = { min_ndim = 2 }   -- one tensor (Keras's input_spec)
 
 --- Dense{units, activation=nil, use_bias=true, kernel_initializer="glorot_uniform", bias_initializer="zeros",
 -- kernel_regularizer=nil, bias_regularizer=nil, kernel_constraint=nil, bias_constraint=nil, ...}:

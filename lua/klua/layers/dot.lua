@@ -24,7 +24,7 @@ function Dot:__init(axes, kw)
   local ok = is_int(axes) or (type(axes) == "table" and #axes == 2 and is_int(axes[1]) and is_int(axes[2]))
   if not ok then
     self:raise("axes must be an integer or a list of two integers. Received: axes=%s",
-      type(axes) == "table" and "{" .. table.concat(axes, ", ") .. "}" or tostring(axes))
+      core.received(axes))
   end
   self.axes = axes
   self.normalize = kw.normalize == true

@@ -16,6 +16,7 @@ local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
 
 local EinsumDense = Layer:extend("EinsumDense")
+EinsumDense.input_spec = {}   -- one tensor
 
 local function letters(s)
   local out = {}
@@ -191,6 +192,13 @@ end
 -- einsum(x, w, xl, wl, ol): x with axis labels xl, w with wl -> labels ol.
 function EinsumDense.einsum(x, w, xl, wl, ol, raise)
   raise = raise or core.raise
+  x, w = core.to_tensor(x, "einsum", "x"), core.to_tensor(w, "einsum", "w")
+  for _, a in ipairs { { "x_labels", xl, x.nd }, { "w_labels", wl, w.nd }, { "out_labels", ol } } do
+    local list, ok = a[2], type(a[2]) == "table" and not core.class_name_of(a[2])
+    for i = 1, ok and #list or 0 do ok = ok and type(list[i]) == "string" end
+    if ok and a[3] and #list ~= a[3] then ok = false end
+    if not ok then raise(("einsum: %s must be a list of one label (a string) per axis, got %s"):format(a[1], core.describe(list))) end
+  end
   local function count(list) local c = {} for _, v in ipairs(list) do c[v] = (c[v] or 0) + 1 end return c end
   local cx, cw, co = count(xl), count(wl), count(ol)
   for _, c in pairs({ cx, cw, co }) do

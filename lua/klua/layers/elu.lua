@@ -3,6 +3,7 @@ local core = require("klua.core")
 local Layer = require("klua.layer")
 
 local ELU = Layer:extend("ELU")
+ELU.input_spec = {}   -- one tensor
 ELU.supports_masking = true
 
 --- ELU{alpha=1.0, ...}: x if x > 0, else alpha * (exp(x) - 1).

@@ -10,6 +10,7 @@ local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
 
 local Embedding = Layer:extend("Embedding")
+Embedding.input_spec = {}   -- one tensor
 
 --- Embedding{input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=nil,
 -- embeddings_constraint=nil, mask_zero=false, ...}: 0-based token ids -> rows of a trainable (input_dim, output_dim)

@@ -3,6 +3,7 @@ local core = require("klua.core")
 local Layer = require("klua.layer")
 
 local Flatten = Layer:extend("Flatten")
+Flatten.input_spec = { min_ndim = 1 }   -- one tensor (Keras's input_spec)
 
 --- Flatten{data_format="channels_last", ...}: (batch, d1, d2, ...) -> (batch, d1 * d2 * ...).
 function Flatten:__init(kw)

@@ -10,6 +10,7 @@ local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
 
 local GroupNormalization = Layer:extend("GroupNormalization")
+GroupNormalization.input_spec = { min_ndim = 2 }   -- one tensor (Keras's input_spec)
 GroupNormalization.supports_masking = true
 
 --- GroupNormalization{groups=32, axis=-1, epsilon=1e-3, center=true, scale=true, beta_initializer="zeros",

@@ -3,6 +3,7 @@
 local Layer = require("klua.layer")
 
 local Identity = Layer:extend("Identity")
+Identity.input_spec = {}   -- one tensor
 Identity.supports_masking = true
 
 --- Identity{...}: returns its input unchanged (a placeholder); masks pass through.

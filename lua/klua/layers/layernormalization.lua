@@ -11,6 +11,7 @@ local constraints = require("klua.constraints")
 local op = core.op
 
 local LayerNormalization = Layer:extend("LayerNormalization")
+LayerNormalization.input_spec = { min_ndim = 1 }   -- one tensor (Keras's input_spec)
 LayerNormalization.supports_masking = true
 
 --- LayerNormalization{axis=-1, epsilon=1e-3, center=true, scale=true, rms_scaling=false, beta_initializer="zeros",

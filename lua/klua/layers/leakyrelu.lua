@@ -4,6 +4,7 @@ local core = require("klua.core")
 local Layer = require("klua.layer")
 
 local LeakyReLU = Layer:extend("LeakyReLU")
+LeakyReLU.input_spec = {}   -- one tensor
 LeakyReLU.supports_masking = true
 
 --- LeakyReLU{negative_slope=0.3, ...}: x if x >= 0, else negative_slope * x.

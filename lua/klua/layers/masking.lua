@@ -6,6 +6,7 @@ local Layer = require("klua.layer")
 local ops = require("klua.ops")
 
 local Masking = Layer:extend("Masking")
+Masking.input_spec = { min_ndim = 2, layout = "(batch, ..., features)" }   -- one tensor (Keras's input_spec)
 Masking.supports_masking = true
 
 --- Masking{mask_value=0, ...}: timesteps whose features all equal mask_value are zeroed and masked out for the

@@ -66,6 +66,7 @@ end
 
 -- Broadcast shapes (unknown sizes stay unknown).
 function Merge:compute_output_shape(shapes)
+  if type(shapes[1]) ~= "table" then self:raise("compute_output_shape: expected a list of input shapes, like {{2, 3}, {2, 3}}") end
   local n = 0
   for _, s in ipairs(shapes) do n = math.max(n, #s) end
   local out = {}
@@ -83,6 +84,10 @@ end
 --- Merge.define(name, merge, extra): a new merge layer class whose merge(self, list) is `merge`, with the fields of extra.
 -- Define a merge layer class by its reduction.
 function Merge.define(name, merge, extra)
+  if type(name) ~= "string" or type(merge) ~= "function" or (extra ~= nil and type(extra) ~= "table") then
+    core.raise(("Merge.define(name, merge, extra): expected a string, a function and a table or nil, got %s, %s and %s")
+      :format(core.describe(name), core.describe(merge), core.describe(extra)))
+  end
   local cls = Merge:extend(name)
   cls.merge = merge
   for k, v in pairs(extra or {}) do cls[k] = v end

@@ -4,6 +4,7 @@ local core = require("klua.core")
 local Layer = require("klua.layer")
 
 local Permute = Layer:extend("Permute")
+Permute.input_spec = {}   -- one tensor
 
 --- Permute{dims, ...}: reorders the axes after the batch; dims is 1-based without the batch: Permute{dims = {2, 1}}.
 function Permute:__init(dims, kw)

@@ -10,6 +10,7 @@ local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
 
 local PReLU = Layer:extend("PReLU")
+PReLU.input_spec = { min_ndim = 2 }   -- one tensor (Keras's input_spec)
 PReLU.supports_masking = true
 
 --- PReLU{alpha_initializer="zeros", alpha_regularizer=nil, alpha_constraint=nil, shared_axes=nil, ...}: x if x >= 0,

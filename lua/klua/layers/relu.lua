@@ -5,6 +5,7 @@ local Layer = require("klua.layer")
 local activations = require("klua.activations")
 
 local ReLU = Layer:extend("ReLU")
+ReLU.input_spec = {}   -- one tensor
 ReLU.supports_masking = true
 
 --- ReLU{max_value=nil, negative_slope=0, threshold=0, ...}: relu with an optional ceiling, leak below threshold

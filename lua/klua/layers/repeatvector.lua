@@ -3,6 +3,7 @@ local core = require("klua.core")
 local Layer = require("klua.layer")
 
 local RepeatVector = Layer:extend("RepeatVector")
+RepeatVector.input_spec = { ndim = 2 }   -- one tensor (Keras's input_spec)
 
 --- RepeatVector{n, ...}: (batch, features) -> (batch, n, features).
 function RepeatVector:__init(n, kw)

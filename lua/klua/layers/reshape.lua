@@ -4,6 +4,7 @@ local core = require("klua.core")
 local Layer = require("klua.layer")
 
 local Reshape = Layer:extend("Reshape")
+Reshape.input_spec = {}   -- one tensor
 
 local function is_shape(t)
   if type(t) ~= "table" then return false end

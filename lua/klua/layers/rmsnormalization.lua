@@ -5,6 +5,7 @@ local Layer = require("klua.layer")
 local ops = require("klua.ops")
 
 local RMSNormalization = Layer:extend("RMSNormalization")
+RMSNormalization.input_spec = { min_ndim = 1 }   -- one tensor (Keras's input_spec)
 RMSNormalization.supports_masking = true
 
 local function axis_list(axis)

@@ -6,6 +6,7 @@ local Layer = require("klua.layer")
 local ops = require("klua.ops")
 
 local Softmax = Layer:extend("Softmax")
+Softmax.input_spec = {}   -- one tensor
 Softmax.supports_masking = true
 
 local function is_list(t)

@@ -15,6 +15,7 @@ local tensor = require("klua.tensor")
 local ops = require("klua.ops")
 
 local TextVectorization = Layer:extend("TextVectorization")
+TextVectorization.accepts_any_input = true   -- strings: the layer checks them itself
 
 local MASK, OOV = "", "[UNK]"
 local STANDARDIZE = { lower_and_strip_punctuation = true, lower = true, strip_punctuation = true }
@@ -536,7 +537,7 @@ end
 
 function TextVectorization:from_config(config)
   local kw = {}
-  for k, v in pairs(config) do kw[k] = v end
+  for k, v in pairs(core.options(config, "TextVectorization.from_config")) do kw[k] = v end
   local adapted = kw.has_input_vocabulary == false and kw.vocabulary ~= nil
   local vocabulary, idf = kw.vocabulary, kw.idf_weights
   if adapted then kw.vocabulary, kw.idf_weights, kw.has_input_vocabulary = nil, nil, nil end

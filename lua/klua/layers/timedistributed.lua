@@ -6,6 +6,7 @@ local ops = require("klua.ops")
 local nn = require("klua.nn")
 
 local TimeDistributed = Layer:extend("TimeDistributed")
+TimeDistributed.input_spec = { min_ndim = 3, layout = "(batch, timesteps, ...)" }   -- one tensor (Keras's input_spec)
 
 --- TimeDistributed{layer, ...}: applies layer to every timestep of (batch, timesteps, ...) in one call.
 function TimeDistributed:__init(layer, kw)

@@ -5,6 +5,7 @@ local Layer = require("klua.layer")
 local ops = require("klua.ops")
 
 local UnitNormalization = Layer:extend("UnitNormalization")
+UnitNormalization.input_spec = { min_ndim = 1 }   -- one tensor (Keras's input_spec)
 UnitNormalization.supports_masking = true
 
 local EPSILON = 1e-12   -- Keras's; the squared norm is clamped at its square

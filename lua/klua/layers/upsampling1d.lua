@@ -6,6 +6,7 @@ local nn = require("klua.nn")
 local ops = require("klua.ops")
 
 local UpSampling1D = Layer:extend("UpSampling1D")
+UpSampling1D.input_spec = { ndim = 3 }   -- one tensor (Keras's input_spec)
 
 --- UpSampling1D{size=2, ...}: repeats each step of (batch, steps, channels) size times.
 function UpSampling1D:__init(size, kw)

@@ -7,6 +7,7 @@ local nn = require("klua.nn")
 local ops = require("klua.ops")
 
 local UpSampling2D = Layer:extend("UpSampling2D")
+UpSampling2D.input_spec = { ndim = 4 }   -- one tensor (Keras's input_spec)
 
 --- UpSampling2D{size={2, 2}, data_format="channels_last", interpolation="nearest", ...}: enlarges an image batch
 -- by size, "nearest" (repeating rows and columns) or "bilinear".

@@ -7,6 +7,7 @@ local nn = require("klua.nn")
 local ops = require("klua.ops")
 
 local UpSampling3D = Layer:extend("UpSampling3D")
+UpSampling3D.input_spec = { ndim = 5 }   -- one tensor (Keras's input_spec)
 
 --- UpSampling3D{size={2, 2, 2}, data_format="channels_last", ...}: repeats the depth, rows and columns of a volume batch.
 function UpSampling3D:__init(size, kw)

@@ -42,7 +42,7 @@ M.InputLayer = InputLayer
 
 local function check_dims(s, who)
   if type(s) == "number" then s = { s } end
-  if type(s) ~= "table" then core.raise(("%s: shape must be a list of sizes, got %s"):format(who, type(s))) end
+  if type(s) ~= "table" or core.class_name_of(s) then core.raise(("%s: shape must be a list of sizes, got %s"):format(who, core.describe(s))) end
   local out = {}
   for i = 1, table.maxn(s) do
     local d = s[i]
@@ -56,9 +56,10 @@ local function check_dims(s, who)
   return out
 end
 
---- InputLayer{shape={...}, batch_size=, name=} or InputLayer{batch_shape={...}}.
+--- InputLayer{shape=nil, batch_size=nil, batch_shape=nil, name=nil}: the layer behind klua.Input: it holds a model's
+-- input shape (shape without the batch, or batch_shape with it).
 function InputLayer:__init(kw)
-  kw = kw or {}
+  kw = core.options(kw, "InputLayer")
   local batch_shape
   if kw.batch_shape or kw.batch_input_shape then
     batch_shape = check_dims(kw.batch_shape or kw.batch_input_shape, "InputLayer")
@@ -91,7 +92,7 @@ function M.Input(kw, extra)
     opts.shape = kw
     kw = opts
   end
-  if type(kw) ~= "table" then core.raise("Input: expected {shape = {...}}, got " .. type(kw)) end
+  if type(kw) ~= "table" or core.class_name_of(kw) then core.raise("Input: expected {shape = {...}}, got " .. core.describe(kw)) end
   return InputLayer(kw).output
 end
 
@@ -350,7 +351,7 @@ Model._register_functional(Functional)
 
 -- Called by Model.__init for klua.Model{inputs=, outputs=}.
 function Functional._init_graph(self, inputs, outputs, kw)
-  kw = kw or {}
+  kw = core.options(kw, "Model")
   local who = ("Model '%s'"):format(tostring(kw.name or "functional"))
   local graph = M.build_graph(inputs, outputs, who)
   Model._init_base(self, { name = kw.name or Layer.unique_name("functional"), trainable = kw.trainable })
@@ -362,8 +363,10 @@ function Functional._init_graph(self, inputs, outputs, kw)
   rawset(self, "built", true)
 end
 
+--- Functional{inputs, outputs, name=nil, trainable=true}: a model from the graph of layer calls between symbolic
+-- inputs and outputs (what klua.Model{inputs=, outputs=} makes).
 function Functional:__init(kw)
-  kw = kw or {}
+  kw = core.options(kw, "Functional")
   Functional._init_graph(self, kw.inputs, kw.outputs, kw)
 end
 

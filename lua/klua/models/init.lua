@@ -5,6 +5,7 @@ local F = require("klua.models.functional")
 local keras_tensor = require("klua.keras_tensor")
 local Sequential = require("klua.models.sequential")
 local saving = require("klua.saving")
+local core = require("klua.core")
 
 local models = {
   Model = Model,
@@ -21,9 +22,21 @@ for _, cls in ipairs { Model, F.Functional, Sequential, F.InputLayer, keras_tens
 end
 
 --- load_model(path, {compile=true, custom_objects={Name = Class}}): a model saved with model:save.
-function models.load_model(path, kw) return saving.load_model(path, kw) end
+function models.load_model(path, kw)
+  if type(path) ~= "string" or path == "" then core.raise("load_model: filepath must be a non-empty string, got " .. core.describe(path)) end
+  return saving.load_model(path, kw ~= nil and core.options(kw, "load_model") or nil)
+end
 --- model_from_json(text, {custom_objects=}): a model (no weights) from model:to_json().
-function models.model_from_json(text, kw) return saving.model_from_json(text, kw) end
-models.clone_model = function(model) return saving.deserialize_layer(saving.serialize_layer(model)) end
+function models.model_from_json(text, kw)
+  if type(text) ~= "string" then core.raise("model_from_json: expected the JSON text of model:to_json(), got " .. core.describe(text)) end
+  return saving.model_from_json(text, kw ~= nil and core.options(kw, "model_from_json") or nil)
+end
+--- clone_model(model): a new model of the same architecture, with fresh weights (from its config).
+models.clone_model = function(model)
+  if type(model) ~= "table" or rawget(model, "_klua_layer") ~= true then
+    core.raise("clone_model: expected a model (or a layer), got " .. core.describe(model))
+  end
+  return core.named("clone_model", saving.deserialize_layer, saving.serialize_layer(model))
+end
 
 return models

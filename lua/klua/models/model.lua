@@ -120,8 +120,8 @@ function Model._register_functional(cls) Functional = cls end
 
 local has_symbolic = keras_tensor.has_symbolic
 
---- Model{inputs=, outputs=, name=} / Model(inputs, outputs, {name=}): a
--- Functional model. Subclasses: Model.__init(self, {name=, trainable=}).
+--- Model{inputs, outputs, name=nil, trainable=true} (also Model(inputs, outputs, {name=})): a Functional model from
+-- symbolic inputs to outputs; subclasses (Model:extend("Name")) call Model.__init(self, {name=}) and define call.
 function Model:__init(a, b, c)
   local inputs, outputs, kw
   if type(a) == "table" and getmetatable(a) == nil and a.inputs ~= nil and a.outputs ~= nil then
@@ -134,8 +134,8 @@ function Model:__init(a, b, c)
     if getmetatable(self) == Model then setmetatable(self, Functional) end
     return Functional._init_graph(self, inputs, outputs, kw)
   end
-  if a ~= nil and type(a) ~= "table" then
-    core.raise("Model: expected {inputs=, outputs=, name=} or, in a subclass, {name=, trainable=}; got " .. type(a))
+  if a ~= nil and (type(a) ~= "table" or core.class_name_of(a)) then
+    core.raise("Model: expected {inputs=, outputs=, name=} or, in a subclass, {name=, trainable=}; got " .. core.describe(a))
   end
   Model._init_base(self, a)
 end
@@ -265,7 +265,7 @@ end
 --------------------------------------------------------------------------------
 -- Layers, summary, saving
 
---- get_layer(name) or get_layer(position) (1-based) or get_layer{name=, index=}.
+--- Model:get_layer(name_or_position): a layer by name, or by 1-based position (also get_layer{name=, index=}).
 function Model:get_layer(name, index)
   if type(name) == "table" then name, index = name.name, name.index end
   if type(name) == "number" then name, index = nil, name end
@@ -286,15 +286,23 @@ end
 
 --- summary{line_length=, positions=, print_fn=, show_trainable=}: the Keras table.
 function Model:summary(kw)
-  return summary.print_summary(self, kw)
+  return summary.print_summary(self, core.options(kw, "summary"))
 end
 
 --- save(path, {include_optimizer=true}): config, weights and optimizer state in one file.
-function Model:save(path, kw) return saving.save_model(self, path, kw) end
+-- The file arguments of save / save_weights / load_weights, checked here so
+-- that the error names the method and what it got.
+local function file_args(who, path, kw)
+  if type(path) ~= "string" or path == "" then
+    core.raise(("%s: filepath must be a non-empty string, got %s"):format(who, core.describe(path)))
+  end
+  return path, kw ~= nil and core.options(kw, who) or nil
+end
+function Model:save(path, kw) return saving.save_model(self, file_args("save", path, kw)) end
 --- save_weights(path): the weights in the safetensors layout.
-function Model:save_weights(path, kw) return saving.save_weights(self, path, kw) end
+function Model:save_weights(path, kw) return saving.save_weights(self, file_args("save_weights", path, kw)) end
 --- load_weights(path, {skip_mismatch=false}): by name, every shape checked.
-function Model:load_weights(path, kw) return saving.load_weights(self, path, kw) end
+function Model:load_weights(path, kw) return saving.load_weights(self, file_args("load_weights", path, kw)) end
 
 --- to_json(): the model's architecture as JSON text.
 function Model:to_json()

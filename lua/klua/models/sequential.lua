@@ -27,7 +27,8 @@ local function is_list_of_layers(t)
   return type(t) == "table" and getmetatable(t) == nil and (t[1] ~= nil or t.layers == nil and next(t) == nil)
 end
 
---- Sequential{layer, ...}, Sequential({layers}, {name=}) or Sequential{layers={...}, name=}.
+--- Sequential{layers={}, name=nil, trainable=true} (also Sequential{layer, layer, ...} and Sequential({layers}, {name=})):
+-- a plain stack of single-input, single-output layers; add(layer) and pop() change it.
 function Sequential:__init(layers, kw)
   if type(layers) == "table" and getmetatable(layers) == nil and layers[1] == nil and kw == nil then
     kw, layers = layers, layers.layers

@@ -38,7 +38,9 @@ local GET = { who = "optimizers.get", kind = "optimizer", builtins = by_name, ba
   raise = core.raise }
 function M.get(id) return registry.resolve(id, GET) end
 
-function M.serialize(opt) return registry.serialize(opt) end
+--- serialize(optimizer): {class_name=, config=} for an optimizer, as Keras's serialize.
+function M.serialize(opt) return registry.serialize(opt, core.raise) end
+--- deserialize(config): the optimizer a serialize() table describes (the same as get).
 M.deserialize = M.get
 
 --- zip(a, b): {{a[1], b[1]}, {a[2], b[2]}, ...}. Entries may be nil (a

@@ -63,7 +63,10 @@ local function transpose_last(x) return ops.swapaxes(x, -2, -1) end
 -- iteration that brings x (rank >= 2; the last two axes are the matrix) close
 -- to the orthogonal factor U V^T of its SVD.
 function Muon:zeropower_via_newtonschulz5(x, steps)
-  x = tensor.T(x)
+  x = tensor.T(x, "Muon.zeropower_via_newtonschulz5", "x")
+  if type(steps) ~= "number" or steps < 0 or steps % 1 ~= 0 then
+    core.raise("Muon.zeropower_via_newtonschulz5: steps must be a non-negative integer. Received: steps=" .. core.received(steps))
+  end
   local shape = x:shape()
   if #shape < 2 then
     core.raise(("Muon: expected gradient or momentum to have at least 2 dimensions. Received: shape=%s")
@@ -85,8 +88,10 @@ end
 --- opt:lr_adjust(x): x * sqrt(max(rows, cols)) * rms_rate (Moonlight's
 -- scaling); x unchanged when rms_rate is false.
 function Muon:lr_adjust(x)
+  x = tensor.T(x, "Muon.lr_adjust", "x")
   if not self.rms_rate then return x end
   local shape = x:shape()
+  if #shape < 2 then core.raise("Muon.lr_adjust: expected a tensor of rank >= 2. Received: shape=" .. core.shape_str(shape)) end
   return x * (math.sqrt(math.max(shape[1], shape[2])) * self.rms_rate)
 end
 

@@ -270,7 +270,7 @@ function Optimizer:__init(a, b)
   if type(a) == "table" and not is_callable(a) then
     for k, v in pairs(a) do kw[k] = v end
   else
-    if b ~= nil and type(b) ~= "table" then raise(who .. ": expected options as a table, got " .. type(b)) end
+    if b ~= nil and (type(b) ~= "table" or core.class_name_of(b)) then raise(who .. ": expected options as a table, got " .. core.describe(b)) end
     for k, v in pairs(b or {}) do kw[k] = v end
     if a ~= nil then kw.learning_rate = a end
   end
@@ -279,6 +279,9 @@ function Optimizer:__init(a, b)
     if not BASE_ARGS[k] and hyper[k] == nil then
       raise(("%s: unknown argument `%s`"):format(who, tostring(k)))
     end
+  end
+  if kw.name ~= nil and (type(kw.name) ~= "string" or kw.name == "") then
+    raise(("%s: `name` must be a non-empty string. Received: name=%s"):format(who, core.received(kw.name)))
   end
   self.name = kw.name or cls.default_name
   -- Keras creates the iteration counter first, then the learning rate
@@ -371,7 +374,12 @@ end
 -- non-trainable optimizer variable, appended to opt.variables.
 function Optimizer:add_variable(kw)
   local who = who_of(self)
+  kw = core.options(kw, who .. ".add_variable")
   local shape = kw.shape or {}
+  core.shape_arg(shape, who .. ".add_variable")
+  if kw.name ~= nil and type(kw.name) ~= "string" then
+    raise(("%s.add_variable: `name` must be a string. Received: name=%s"):format(who, core.received(kw.name)))
+  end
   local init = init_value(who, kw.initializer)
   local name = kw.name or "variable"
   local others = self._others
@@ -393,6 +401,9 @@ end
 --- add_variable_from_reference(var, name, initializer): a variable shaped
 -- like var, named "<var's path with _ for />_<name>" as in Keras.
 function Optimizer:add_variable_from_reference(var, name, initializer)
+  local who = who_of(self) .. ".add_variable_from_reference"
+  if not core.is_tensor(var) then raise(("%s: expected a Variable. Received: %s"):format(who, core.received(var))) end
+  if name ~= nil and type(name) ~= "string" then raise(("%s: `name` must be a string. Received: name=%s"):format(who, core.received(name))) end
   local base = Variable.path_of(var):gsub("[/:]", "_")
   return self:add_variable { shape = var:shape(), initializer = initializer, name = base .. "_" .. (name or "var") }
 end
@@ -506,8 +517,20 @@ end
 --- exclude_from_weight_decay{var_list=, var_names=}: variables (or names
 -- containing one of var_names) that weight decay skips.
 function Optimizer:exclude_from_weight_decay(var_list, var_names)
-  if type(var_list) == "table" and (var_list.var_list or var_list.var_names) then
+  local who = who_of(self) .. ".exclude_from_weight_decay"
+  if type(var_list) == "table" and not core.class_name_of(var_list) and (var_list.var_list or var_list.var_names) then
     var_list, var_names = var_list.var_list, var_list.var_names
+  end
+  for _, a in ipairs { { "var_list", var_list }, { "var_names", var_names } } do
+    if a[2] ~= nil and (type(a[2]) ~= "table" or core.class_name_of(a[2])) then
+      raise(("%s: `%s` must be a list. Received: %s=%s"):format(who, a[1], a[1], core.received(a[2])))
+    end
+  end
+  for i, v in ipairs(var_list or {}) do
+    if not core.is_tensor(v) then raise(("%s: var_list[%d] is not a Variable: %s"):format(who, i, core.describe(v))) end
+  end
+  for i, v in ipairs(var_names or {}) do
+    if type(v) ~= "string" then raise(("%s: var_names[%d] is not a string: %s"):format(who, i, core.describe(v))) end
   end
   for _, v in ipairs(var_list or {}) do self._exclude_ids[tonumber(v.id)] = true end
   self._exclude_names = var_names
@@ -555,7 +578,10 @@ end
 -- apply_gradients(klua.zip(grads, vars))); nil gradients are skipped with a warning the first time.
 function Optimizer:apply_gradients(grads, vars)
   local who = who_of(self) .. ".apply_gradients"
-  if type(grads) ~= "table" then raise(who .. ": expected a list of gradients and a list of variables, or a list of {gradient, variable} pairs") end
+  if type(grads) ~= "table" or core.class_name_of(grads) then
+    raise(who .. ": expected a list of gradients and a list of variables, or a list of {gradient, variable} pairs. Received: "
+      .. core.describe(grads))
+  end
   local n
   if vars == nil then
     local list = grads
@@ -563,24 +589,24 @@ function Optimizer:apply_gradients(grads, vars)
     grads, vars = {}, {}
     for i = 1, n do
       local p = list[i]
-      if type(p) ~= "table" then
+      if type(p) ~= "table" or core.class_name_of(p) then
         raise(("%s: item %d is not a {gradient, variable} pair (pass grads and vars as two lists, or klua.zip(grads, vars))"):format(who, i))
       end
       grads[i], vars[i] = p[1], p[2]
     end
   else
-    if type(vars) ~= "table" then raise(who .. ": variables must be a list") end
+    if type(vars) ~= "table" or core.class_name_of(vars) then raise(who .. ": variables must be a list. Received: " .. core.received(vars)) end
     n = vars.n or table.maxn(vars)
   end
   local gs, vs, missing = {}, {}, nil
   for i = 1, n do
     local v, g = vars[i], grads[i]
-    if not is_variable(v) then raise(("%s: item %d is not a Variable (got %s)"):format(who, i, type(v))) end
+    if not is_variable(v) then raise(("%s: item %d is not a Variable (got %s)"):format(who, i, core.describe(v))) end
     if g == nil then
       missing = missing or {}
       missing[#missing + 1] = v.name or ("#" .. i)
     else
-      if not is_tensor(g) then g = T(g) end
+      if not is_tensor(g) then g = T(g, who, ("gradient %d"):format(i)) end
       gs[#gs + 1], vs[#vs + 1] = g, v
     end
   end
@@ -716,6 +742,12 @@ end
 
 --- minimize(loss_fn, vars): one step on loss_fn() (a function of no arguments).
 function Optimizer:minimize(loss_fn, vars)
+  if not is_callable(loss_fn) then
+    raise(("%s.minimize: loss must be a function of no arguments. Received: %s"):format(who_of(self), core.received(loss_fn)))
+  end
+  if type(vars) ~= "table" or core.class_name_of(vars) then
+    raise(("%s.minimize: var_list must be a list of Variables. Received: %s"):format(who_of(self), core.received(vars)))
+  end
   local tape = GradientTape()
   local loss = tape:record(loss_fn)
   self:apply_gradients(tape:gradient(loss, vars), vars)
@@ -807,7 +839,7 @@ end
 
 function Optimizer.from_config(cls, cfg)
   local kw = {}
-  for k, v in pairs(cfg) do kw[k] = v end
+  for k, v in pairs(core.options(cfg, rawget(cls, "__name") .. ".from_config")) do kw[k] = v end
   if type(kw.learning_rate) == "table" and kw.learning_rate.class_name then
     kw.learning_rate = schedules.deserialize(kw.learning_rate)
   end

@@ -10,6 +10,9 @@ local raise = core.raise
 
 local M = {}
 
+--- LearningRateSchedule(): the base class of schedules: schedule(step) calls the subclass's call(step) -> rate.
+--- LearningRateSchedule:call(step): the learning rate at an optimizer step (0-based), what a subclass defines.
+--- LearningRateSchedule:validate(): a subclass's check of its arguments, run by the constructor when defined.
 local LearningRateSchedule = class("LearningRateSchedule")
 M.LearningRateSchedule = LearningRateSchedule
 
@@ -19,15 +22,18 @@ LearningRateSchedule.__call = function(self, step)
   return f(self, step)
 end
 
+--- LearningRateSchedule:get_config(): the schedule's arguments as a table (from_config rebuilds it).
 function LearningRateSchedule:get_config()
   local cfg = {}
   for _, k in ipairs(getmetatable(self).args or {}) do cfg[k[1]] = self[k[1]] end
   return cfg
 end
 
-local function step_number(step)
-  if core.is_tensor(step) then return step:item() end
-  if type(step) ~= "number" then raise("learning rate schedule: step must be a number, got " .. type(step)) end
+local function step_number(step, self)
+  if core.is_tensor(step) and step.count == 1 then return step:item() end
+  if type(step) ~= "number" then
+    raise(("%s: step must be a number, got %s"):format(getmetatable(self).__name, core.describe(step)))
+  end
   return step
 end
 
@@ -79,6 +85,8 @@ local function positive(self, key)
   end
 end
 
+--- ExponentialDecay{initial_learning_rate, decay_steps, decay_rate, staircase=false, name="ExponentialDecay"}
+-- (also ExponentialDecay(initial_learning_rate, decay_steps, decay_rate)): exponential decay of the rate.
 -- initial_learning_rate * decay_rate ^ (step / decay_steps)
 local ExponentialDecay = schedule("ExponentialDecay", {
   { "initial_learning_rate", nil, true }, { "decay_steps", nil, true }, { "decay_rate", nil, true },
@@ -86,11 +94,13 @@ local ExponentialDecay = schedule("ExponentialDecay", {
 })
 function ExponentialDecay:validate() positive(self, "decay_steps") end
 function ExponentialDecay:call(step)
-  local p = step_number(step) / self.decay_steps
+  local p = step_number(step, self) / self.decay_steps
   if self.staircase then p = math.floor(p) end
   return self.initial_learning_rate * self.decay_rate ^ p
 end
 
+--- PiecewiseConstantDecay{boundaries, values, name="PiecewiseConstant"} (also PiecewiseConstantDecay(boundaries, values)):
+-- a constant rate between step boundaries.
 -- values[1] while step <= boundaries[1], ..., values[#values] after the last boundary
 local PiecewiseConstantDecay = schedule("PiecewiseConstantDecay", {
   { "boundaries", nil, true }, { "values", nil, true }, { "name", "PiecewiseConstant" },
@@ -102,7 +112,7 @@ function PiecewiseConstantDecay:validate()
   end
 end
 function PiecewiseConstantDecay:call(step)
-  step = step_number(step)
+  step = step_number(step, self)
   local b, v = self.boundaries, self.values
   for i = 1, #b do
     if step <= b[i] then return v[i] end
@@ -110,6 +120,8 @@ function PiecewiseConstantDecay:call(step)
   return v[#v]
 end
 
+--- PolynomialDecay{initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0, cycle=false, name="PolynomialDecay"}:
+-- polynomial decay to end_learning_rate over decay_steps.
 -- (initial - end) * (1 - min(step, decay_steps) / decay_steps) ^ power + end;
 -- cycle: decay_steps grows to the first multiple above step
 local PolynomialDecay = schedule("PolynomialDecay", {
@@ -118,7 +130,7 @@ local PolynomialDecay = schedule("PolynomialDecay", {
 })
 function PolynomialDecay:validate() positive(self, "decay_steps") end
 function PolynomialDecay:call(step)
-  step = step_number(step)
+  step = step_number(step, self)
   local ds = self.decay_steps
   if self.cycle then
     ds = ds * (step == 0 and 1 or math.ceil(step / ds))
@@ -129,6 +141,8 @@ function PolynomialDecay:call(step)
   return (self.initial_learning_rate - self.end_learning_rate) * (1 - p) ^ self.power + self.end_learning_rate
 end
 
+--- InverseTimeDecay{initial_learning_rate, decay_steps, decay_rate, staircase=false, name="InverseTimeDecay"}:
+-- the rate divided by 1 + decay_rate * step / decay_steps.
 -- initial / (1 + decay_rate * step / decay_steps)
 local InverseTimeDecay = schedule("InverseTimeDecay", {
   { "initial_learning_rate", nil, true }, { "decay_steps", nil, true }, { "decay_rate", nil, true },
@@ -136,11 +150,13 @@ local InverseTimeDecay = schedule("InverseTimeDecay", {
 })
 function InverseTimeDecay:validate() positive(self, "decay_steps") end
 function InverseTimeDecay:call(step)
-  local p = step_number(step) / self.decay_steps
+  local p = step_number(step, self) / self.decay_steps
   if self.staircase then p = math.floor(p) end
   return self.initial_learning_rate / (1 + self.decay_rate * p)
 end
 
+--- CosineDecay{initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=nil, warmup_steps=0}:
+-- cosine decay, after an optional linear warmup.
 -- Optional linear warmup from initial_learning_rate to warmup_target over
 -- warmup_steps, then cosine decay to alpha * (warmup_target or initial).
 local CosineDecay = schedule("CosineDecay", {
@@ -153,7 +169,7 @@ function CosineDecay:_decay(step, from)
   return from * ((1 - self.alpha) * cosine + self.alpha)
 end
 function CosineDecay:call(step)
-  step = step_number(step)
+  step = step_number(step, self)
   if self.warmup_target == nil then
     return self:_decay(math.min(step, self.decay_steps), self.initial_learning_rate)
   end
@@ -164,6 +180,8 @@ function CosineDecay:call(step)
   return self:_decay(step - self.warmup_steps, self.warmup_target)
 end
 
+--- CosineDecayRestarts{initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0, name="SGDRDecay"}:
+-- cosine decay with warm restarts (SGDR).
 -- SGDR: cosine decay restarted after first_decay_steps * t_mul^i steps, the
 -- i-th restart scaled by m_mul^i.
 local CosineDecayRestarts = schedule("CosineDecayRestarts", {
@@ -172,7 +190,7 @@ local CosineDecayRestarts = schedule("CosineDecayRestarts", {
 })
 function CosineDecayRestarts:validate() positive(self, "first_decay_steps") end
 function CosineDecayRestarts:call(step)
-  local frac = step_number(step) / self.first_decay_steps
+  local frac = step_number(step, self) / self.first_decay_steps
   local t_mul, i = self.t_mul
   if t_mul == 1.0 then
     i = math.floor(frac)
@@ -186,12 +204,12 @@ function CosineDecayRestarts:call(step)
   return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
 end
 
---- serialize(schedule) -> {class_name=, config=}; deserialize(t) -> schedule
--- (a name, a registered name, a config or a schedule); get is the same.
-function M.serialize(s) return registry.serialize(s) end
+--- serialize(schedule): {class_name=, config=} for a schedule.
+function M.serialize(s) return registry.serialize(s, core.raise) end
 local GET = { who = "schedules.deserialize", kind = "learning rate schedule", builtins = M,
   base = LearningRateSchedule, hidden = { LearningRateSchedule = true }, raise = raise,
   from_config = function(cls, config) return cls(config) end }
+--- deserialize(identifier): a schedule from a serialize() table, a name, a registered name or a schedule (get is the same).
 function M.deserialize(t) return registry.resolve(t, GET) end
 M.get = M.deserialize
 

@@ -55,14 +55,42 @@ function M.collect_args(who, known, positional, ...)
   for k in pairs(kw) do
     if not known[k] then raise(("%s: unknown argument `%s`"):format(who, tostring(k))) end
   end
+  M.check_kinds(who, kw)
   return kw
+end
+
+-- The kind of value each keyword of the training API takes (nil is always allowed).
+local KINDS = {
+  batch_size = "positive integer", validation_batch_size = "positive integer", steps_per_epoch = "positive integer",
+  validation_steps = "positive integer", steps = "positive integer", validation_freq = "positive integer",
+  initial_epoch = "non-negative integer", validation_split = "number in [0, 1)",
+  shuffle = "boolean", return_dict = "boolean", class_weight = "table",
+}
+local function fits(kind, v)
+  if kind == "boolean" then return type(v) == "boolean" end
+  if kind == "table" then return type(v) == "table" and not core.class_name_of(v) end
+  if type(v) ~= "number" or v ~= v then return false end
+  if kind == "number in [0, 1)" then return v >= 0 and v < 1 end
+  if v % 1 ~= 0 or v == math.huge then return false end
+  return kind == "positive integer" and v >= 1 or (kind == "non-negative integer" and v >= 0)
+end
+
+--- check_kinds(who, kw): raises, Keras-style, for a keyword of the wrong kind
+-- ("fit: batch_size must be a positive integer. Received: batch_size=0").
+function M.check_kinds(who, kw)
+  for k, kind in pairs(KINDS) do
+    local v = kw[k]
+    if v ~= nil and not fits(kind, v) then
+      raise(("%s: %s must be a %s. Received: %s=%s"):format(who, k, kind, k, core.received(v)))
+    end
+  end
 end
 
 --- verbose_of(v): 0, 1 or 2 from Keras's verbose values (nil and "auto" are 1).
 function M.verbose_of(v)
   if v == nil or v == "auto" then return 1 end
   if v == true then return 1 elseif v == false then return 0 end
-  if v ~= 0 and v ~= 1 and v ~= 2 then raise("verbose must be 0, 1, 2 or \"auto\". Received: verbose=" .. tostring(v)) end
+  if v ~= 0 and v ~= 1 and v ~= 2 then raise("verbose must be 0, 1, 2 or \"auto\". Received: verbose=" .. core.received(v)) end
   return v
 end
 

@@ -17,7 +17,8 @@ local M = {}
 -- model's own (add_loss and weight regularizers), read while the tape records.
 function M.compute_loss(self, x, y, y_pred, sample_weight)
   local c = compiled_of(self, "compute_loss")
-  return c:compute(y, y_pred, sample_weight, self.losses)
+  local loss, parts = c:compute(y, y_pred, sample_weight, self.losses)
+  return loss, parts   -- not a tail call: errors raised inside name compute_loss (core.name_errors)
 end
 
 -- The metrics' batch weight: the first dimension of the first input.
@@ -37,8 +38,16 @@ end
 --- train_step(data): one optimizer step; returns the logs (running means
 -- since the last reset). The optimizer applies each weight's constraint
 -- right after its update, as in Keras; nothing here applies them again.
+-- data: a list {x, y, sample_weight}.
+local function check_data(who, data)
+  if type(data) ~= "table" or core.class_name_of(data) then
+    core.raise(("%s: data must be a list {x, y, sample_weight}, got %s"):format(who, core.describe(data)))
+  end
+  return data
+end
+
 function M.train_step(self, data)
-  local x, y, sw = data[1], data[2], data[3]
+  local x, y, sw = check_data("train_step", data)[1], data[2], data[3]
   local c = compiled_of(self, "fit")
   local vars = self.trainable_weights
   local tape = GradientTape()
@@ -55,7 +64,7 @@ end
 
 --- test_step(data): the loss and metrics on one batch, in inference mode.
 function M.test_step(self, data)
-  local x, y, sw = data[1], data[2], data[3]
+  local x, y, sw = check_data("test_step", data)[1], data[2], data[3]
   local c = compiled_of(self, "evaluate")
   local y_pred, loss, parts = no_grad(forward_and_loss, self, x, y, sw, false)
   c:update(y, y_pred, sw, loss, parts, batch_size_of(x))
@@ -64,7 +73,7 @@ end
 
 --- predict_step(data): the outputs for data[1], in inference mode.
 function M.predict_step(self, data)
-  return no_grad(self, data[1], { training = false })
+  return no_grad(self, check_data("predict_step", data)[1], { training = false })
 end
 
 return M

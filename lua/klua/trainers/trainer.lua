@@ -346,7 +346,7 @@ local function method(name, f)
       core.raise(("Model.%s: call it with a colon, model:%s{...} (it got %s as the model: model.%s{...} has a dot)")
         :format(name, name, type(self) == "table" and "a plain table" or type(self), name))
     end
-    return f(self, ...)
+    return core.named(name, f, self, ...)   -- whatever fails inside names the method
   end
 end
 
@@ -363,6 +363,7 @@ function M.install(Model)
   Model.test_step = steps.test_step
   Model.predict_step = steps.predict_step
   Model.compute_loss = steps.compute_loss
+  core.name_errors({ compute_loss = steps.compute_loss })   -- called directly, its errors name it
   Model.reset_metrics = reset_metrics
   -- distribution: under a multi-process DataParallel only rank 0 writes the file
   Model.save = distribution.chief_writes(Model.save)
