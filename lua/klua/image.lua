@@ -100,7 +100,9 @@ end
 -- per row (default ceil(sqrt(N))), as in torchvision.utils.make_grid.
 function image.make_grid(images, opts)
   local imgs, ncol, padding, o = grid_args(images, opts, "make_grid")
-  return wrap(C.kl_image_grid(imgs.p, ncol, padding, o.pad_value or 0))
+  local grid = C.kl_image_grid(imgs.p, ncol, padding, o.pad_value or 0)
+  if grid == nil then raise((core.last_error():gsub("^save_grid:", "make_grid:"))) end   -- the kernel names save_grid
+  return wrap(grid)
 end
 
 --- save_grid(path, images, {nrow=, padding=2, pad_value=0, max_value=, bit_depth=8})
@@ -111,7 +113,9 @@ function image.save_grid(path, images, opts)
   local grid = wrap(C.kl_image_grid(imgs.p, ncol, padding, o.pad_value or 0))
   local depth = bit_depth_of(o, "save_grid")
   -- Decide the range from the images, not the padding.
-  core.check(C.kl_png_write(path, grid.p, max_value_of(imgs, o, "save_grid"), depth))
+  if C.kl_png_write(path, grid.p, max_value_of(imgs, o, "save_grid"), depth) < 0 then
+    raise((core.last_error():gsub("^write_png:", "save_grid:")))   -- the writer names itself
+  end
   return path
 end
 

@@ -148,6 +148,10 @@ function utils.pad_sequences(sequences, kw)
   if maxlen ~= nil and (type(maxlen) ~= "number" or maxlen < 0 or maxlen % 1 ~= 0) then
     core.raise(("%s: maxlen must be a non-negative integer or nil. Received: maxlen=%s"):format(W, tostring(maxlen)))
   end
+  -- the result is built in Lua tables before the tensor: refuse what could never be held
+  if maxlen ~= nil and maxlen * math.max(#sequences, 1) > 2 ^ 31 then
+    core.raise(("%s: %d sequences of maxlen %.0f are more than 2^31 values. Received: maxlen=%.0f"):format(W, #sequences, maxlen, maxlen))
+  end
   if padding ~= "pre" and padding ~= "post" then
     core.raise(('%s: Padding type "%s" not understood (expected "pre" or "post")'):format(W, tostring(padding)))
   end

@@ -12,18 +12,53 @@ local weights = require("klua.saving.weights")
 local model_file = require("klua.saving.model_file")
 local training_state = require("klua.saving.training_state")
 
+local core = require("klua.core")
+
 local saving = {}
+
+-- Argument checks shared by the entry points below: each names the function
+-- and what it got (the parts assume well-formed arguments).
+local function plain(v) return type(v) == "table" and getmetatable(v) == nil end
+local KINDS = {
+  model = { "a model or layer", function(v) return type(v) == "table" and rawget(v, "_klua_layer") == true end },
+  path = { "a non-empty file path (a string)", function(v) return type(v) == "string" and v ~= "" end },
+  string = { "a string", function(v) return type(v) == "string" end },
+  table = { "a table", plain },
+  options = { "a table of keyword arguments (or nil)", function(v) return v == nil or plain(v) end },
+  metadata = { "a table of strings (or nil)", function(v) return v == nil or (type(v) == "table" and rawget(v, "_klua_layer") == nil) end },
+  list = { "a list (or nil)", function(v) return v == nil or plain(v) end },
+  config = { "a serialized object {class_name=, config=}", function(v) return plain(v) and type(v.class_name) == "string" end },
+  info = { "a header from read_header", function(v) return plain(v) and type(v.tensors) == "table" and type(v.path) == "string" end },
+  fn = { "a function", function(v) return type(v) == "function" end },
+  object = { "a class or a function", function(v) return type(v) == "table" or type(v) == "function" end },
+}
+
+-- checked(name, {kind, ...}, f): f with its positional arguments checked.
+local function checked(name, kinds, f)
+  local names = {}
+  for i, k in ipairs(kinds) do names[i] = k end
+  return function(...)
+    for i, kind in ipairs(names) do
+      local k = KINDS[kind]
+      local v = select(i, ...)
+      if not k[2](v) then
+        core.raise(("saving.%s: argument %d must be %s, got %s"):format(name, i, k[1], core.describe(v)))
+      end
+    end
+    return f(...)
+  end
+end
 
 --- register_serializable(obj, {package="Custom", name=nil}): registers a class or function under "name" and
 -- "package>name" so that load_model and every get find it (also register_keras_serializable); returns obj.
 -- register_serializable(Class or function [, {package=, name=}]) -> it:
 -- findable by "name" and "package>name" (package "Custom"), as Keras's
 -- register_keras_serializable.
-function saving.register_serializable(obj, opts)
+saving.register_serializable = checked("register_serializable", { "object", "options" }, function(obj, opts)
   local ok, res = pcall(registry.register, obj, opts)
-  if not ok then require("klua.core").raise(res) end
+  if not ok then core.raise(res) end
   return res
-end
+end)
 saving.register_keras_serializable = saving.register_serializable
 saving.get_registered = serialization.get_registered
 saving.get_registered_object = serialization.get_registered
@@ -32,25 +67,28 @@ function saving.get_registered_name(obj)
   return registry.registered_name(obj) or registry.name_of(obj)
 end
 
-saving.serialize_layer = serialization.serialize_layer
-saving.deserialize_layer = serialization.deserialize_layer
+--- serialize_layer(layer): {class_name=, config=, build_config=}; deserialize_layer(config, custom_objects).
+saving.serialize_layer = checked("serialize_layer", { "model" }, serialization.serialize_layer)
+saving.deserialize_layer = checked("deserialize_layer", { "config", "options" }, serialization.deserialize_layer)
 
-saving.weight_entries = weights.weight_entries
-saving.save_weights = weights.save_weights
-saving.load_weights = weights.load_weights
-saving.save_model = model_file.save_model
-saving.load_model = model_file.load_model
-saving.model_from_json = model_file.model_from_json
-saving.save_training_state = training_state.save_training_state
-saving.restore_training_state = training_state.restore_training_state
+saving.weight_entries = checked("weight_entries", { "model" }, weights.weight_entries)
+saving.save_weights = checked("save_weights", { "model", "path" }, weights.save_weights)
+saving.load_weights = checked("load_weights", { "model", "path", "options" }, weights.load_weights)
+saving.save_model = checked("save_model", { "model", "path", "options" }, model_file.save_model)
+saving.load_model = checked("load_model", { "path", "options" }, model_file.load_model)
+saving.model_from_json = checked("model_from_json", { "string", "options" }, model_file.model_from_json)
+saving.save_training_state = checked("save_training_state", { "model", "path", "table" }, training_state.save_training_state)
+saving.restore_training_state = checked("restore_training_state", { "model", "path", "list", "list" },
+  training_state.restore_training_state)
 
-saving.load_safetensors = safetensors.load_safetensors
-saving.save_safetensors = safetensors.save_safetensors
-saving.read_header = safetensors.read_header
-saving.read_tensor = safetensors.read_tensor
-saving.close = safetensors.close
-saving.atomic_write = safetensors.atomic_write
-saving.write_safetensors = safetensors.write_safetensors
+saving.load_safetensors = checked("load_safetensors", { "path" }, safetensors.load_safetensors)
+saving.save_safetensors = checked("save_safetensors", { "path", "table", "metadata", "options" }, safetensors.save_safetensors)
+-- The format's parts, for tools and tests that read or write files piece by piece.
+saving.read_header = checked("read_header", { "path" }, function(path, who) return safetensors.read_header(path, who or "read_header") end)
+saving.read_tensor = checked("read_tensor", { "info", "string" }, safetensors.read_tensor)
+saving.close = checked("close", { "info" }, safetensors.close)
+saving.atomic_write = checked("atomic_write", { "path", "string", "fn" }, safetensors.atomic_write)
+saving.write_safetensors = checked("write_safetensors", { "path", "string", "table", "metadata" }, safetensors.write_safetensors)
 saving.test_hooks = safetensors.test_hooks
 
 return saving
