@@ -58,7 +58,13 @@ void kl_release_all(int n, kl_tensor **ts);
 /* Shapes */
 int kl_norm_axis(int axis, int ndim, const char *op);   /* -1 + error if out of range */
 int kl_broadcast_shape(const kl_tensor *a, const kl_tensor *b, int *ndim, int64_t *shape, const char *op);
-int64_t kl_numel_of(int ndim, const int64_t *shape);
+/* The most elements a tensor may have (4 TiB of floats): far above any real
+ * tensor, far below a product that overflows. */
+#define KL_MAX_ELEMENTS (INT64_C(1) << 40)
+/* 0 and *count = the number of elements, or -1 when a size is negative or the
+ * sizes other than 0 multiply past KL_MAX_ELEMENTS (no message is set). */
+int kl_shape_count(int ndim, const int64_t *shape, int64_t *count);
+int64_t kl_numel_of(int ndim, const int64_t *shape);   /* INT64_MAX on overflow */
 void kl_contig_strides(int ndim, const int64_t *shape, int64_t *stride);
 /* A view of t with t's data laid out for a broadcast to (ndim, shape): stride 0 on expanded axes. */
 void kl_broadcast_strides(const kl_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
@@ -66,16 +72,21 @@ void kl_broadcast_strides(const kl_tensor *t, int ndim, const int64_t *shape, in
 /* exp(x) for float32 in branch-free arithmetic, so loops that use it
  * vectorise (libm's expf is a call per element). Cody-Waite range reduction
  * and a degree-6 polynomial: relative error below 3e-7 over the whole range;
- * x is clamped to [-87.3, 88.7] (results 1.2e-38 .. 3.4e38). */
-static inline float kl_exp(float x) {
-  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+ * x is clamped to [-87.3, 88.7] (results 1.2e-38 .. 3.4e38); NaN stays NaN.
+ * NOTE: the clamp is written so that it also catches NaN (a comparison with
+ * NaN is false), since (int32_t)n of a NaN is undefined behaviour; the NaN
+ * is put back at the end. Both are min/max/blend instructions, so loops still
+ * vectorise. */
+static inline float kl_exp(float x0) {
+  float x = x0 > -87.3f ? x0 : -87.3f;
+  x = x < 88.7f ? x : 88.7f;
   /* n = round(x / ln2) with the 1.5*2^23 trick (no roundps needed) */
   float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
   float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666666666666666f + r * (0.041666666666666664f +
             r * (0.008333333333333333f + r * 0.001388888888888889f)))));
   union { int32_t i; float f; } u = { ((int32_t)n + 127) << 23 };
-  return p * u.f;
+  return x0 != x0 ? x0 : p * u.f;
 }
 
 /* Threads: parallelise loops above this many elements. Below it the loop

@@ -1,19 +1,23 @@
 /* idx.c — IDX files (MNIST's format), read through zlib's gz* functions, which
  * read gzip and plain files alike. A hostile or damaged file must not crash or
- * make us allocate what its header claims: the data buffer grows only as
- * bytes actually arrive, and the header's sizes must account for the file
- * exactly (no missing and no trailing bytes). */
+ * make us allocate what its header claims: the sizes it declares are checked
+ * against the file (a plain file must hold them exactly; a gzip file cannot
+ * inflate past 1032 times its size) and against the caller's limit before
+ * anything is inflated or allocated, and the data must then account for the
+ * declared sizes exactly (no missing and no trailing bytes). */
 #include "idx.h"
 #include "image.h"
 #include "core.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
-/* 16 GiB: far above any IDX dataset, far below a sum that overflows. */
-#define KL_IDX_MAX_BYTES ((int64_t)1 << 34)
+/* deflate never packs more than 1032 bytes into one (RFC 1951's longest
+ * match, 258 bytes, in as little as 2 bits). */
+#define KL_DEFLATE_MAX_RATIO 1032
 
 static const char *dtype_name(int code) {
   switch (code) {
@@ -47,7 +51,25 @@ static int64_t read_some(gzFile g, unsigned char *dst, int64_t n, const char **w
   return got;
 }
 
-kl_tensor *kl_idx_read(const char *path) {
+/* The file's size on disk and whether it is gzip (magic 1f 8b); -1 if it cannot be read. */
+static int64_t file_facts(const char *path, int *is_gzip) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  struct stat st;
+  unsigned char m[2] = {0, 0};
+  int64_t size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+  *is_gzip = fread(m, 1, 2, f) == 2 && m[0] == 0x1f && m[1] == 0x8b;
+  fclose(f);
+  return size;
+}
+
+kl_tensor *kl_idx_read(const char *path, int64_t max_bytes) {
+  if (max_bytes <= 0) max_bytes = KL_IDX_DEFAULT_MAX_BYTES;
+  int is_gzip = 0;
+  errno = 0;
+  int64_t file_size = file_facts(path, &is_gzip);
+  if (file_size < 0)
+    return kl_fail("read_idx: '%s': %s", path, errno ? strerror(errno) : "not a regular file");
   gzFile g = gzopen(path, "rb");
   if (!g) return kl_fail("read_idx: '%s': %s", path, errno ? strerror(errno) : "cannot open");
   const char *why = NULL;
@@ -79,66 +101,76 @@ kl_tensor *kl_idx_read(const char *path) {
     gzclose(g);
     return kl_fail("read_idx: '%s': truncated header (%d dimension sizes announced)", path, nd);
   }
-  int64_t shape[KL_MAX_DIMS], total = 1;
+  int64_t shape[KL_MAX_DIMS], total = 0;
   char dims[160] = "";
   for (int i = 0; i < nd; i++) {
     const unsigned char *p = head + 4 + 4 * i;
-    shape[i] = ((int64_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
+    shape[i] = ((int64_t)p[0] << 24) | ((int64_t)p[1] << 16) | ((int64_t)p[2] << 8) | p[3];
     snprintf(dims + strlen(dims), sizeof dims - strlen(dims), i ? "x%lld" : "%lld", (long long)shape[i]);
-    if (shape[i] > 0 && total > KL_IDX_MAX_BYTES / shape[i]) total = KL_IDX_MAX_BYTES + 1;
-    else total *= shape[i];
   }
-  if (total > KL_IDX_MAX_BYTES) {
+  /* Everything the header claims is checked before a byte of data is inflated
+   * or a buffer allocated: the product (overflow-checked), what a file of
+   * this size can hold at all, and the caller's limit. */
+  if (kl_shape_count(nd, shape, &total) < 0) {
     gzclose(g);
     return kl_fail("read_idx: '%s': header sizes %s are too large", path, dims);
   }
-  /* Grow as data arrives: a lying header costs at most twice the real size. */
-  int64_t cap = total < (1 << 20) ? total : (1 << 20), have = 0;
-  unsigned char *buf = malloc(cap > 0 ? cap : 1);
-  while (buf && have < total) {
-    if (have == cap) {
-      cap = cap * 2 < total ? cap * 2 : total;
-      unsigned char *nb = realloc(buf, cap);
-      if (!nb) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = nb;
-    }
-    int64_t r = read_some(g, buf + have, cap - have, &why);
+  int64_t head_bytes = 4 + 4 * nd, room = file_size - head_bytes;
+  if (!is_gzip && total != room) {
+    gzclose(g);
+    if (total > room)
+      return kl_fail("read_idx: '%s': truncated: sizes %s need %lld bytes of data, the file has %lld",
+                     path, dims, (long long)total, (long long)room);
+    return kl_fail("read_idx: '%s': sizes %s account for %lld bytes of data but the file has more "
+                   "(dimensions do not match the file size)", path, dims, (long long)total);
+  }
+  if (is_gzip && total / KL_DEFLATE_MAX_RATIO > file_size) {
+    gzclose(g);
+    return kl_fail("read_idx: '%s': truncated: sizes %s need %lld bytes of data, more than a gzip file of "
+                   "%lld bytes can hold", path, dims, (long long)total, (long long)file_size);
+  }
+  if (total > max_bytes / 4) {
+    gzclose(g);
+    return kl_fail("read_idx: '%s': sizes %s make a tensor of %lld bytes, more than the limit of %lld bytes "
+                   "(max_bytes)", path, dims, (long long)total * 4, (long long)max_bytes);
+  }
+  kl_tensor *t = kl_tensor_empty(nd, shape);
+  if (!t) {
+    gzclose(g);
+    return NULL;
+  }
+  /* Inflate in small pieces straight into the tensor: the one large buffer. */
+  unsigned char buf[1 << 16];
+  int64_t have = 0;
+  while (have < total) {
+    int64_t want = total - have < (int64_t)sizeof buf ? total - have : (int64_t)sizeof buf;
+    int64_t r = read_some(g, buf, want, &why);
     if (r < 0) {
-      free(buf);
+      kl_tensor_release(t);
       goto zerror;
     }
-    if (r == 0) break;
+    for (int64_t i = 0; i < r; i++) t->data[have + i] = (float)buf[i];
     have += r;
-  }
-  if (!buf) {
-    gzclose(g);
-    return kl_fail("read_idx: '%s': out of memory for %s bytes", path, dims);
+    if (r < want) break;
   }
   if (have < total) {
-    free(buf);
+    kl_tensor_release(t);
     gzclose(g);
     return kl_fail("read_idx: '%s': truncated: sizes %s need %lld bytes of data, the file has %lld",
                    path, dims, (long long)total, (long long)have);
   }
-  unsigned char extra[64];
-  int64_t more = read_some(g, extra, sizeof extra, &why);
+  int64_t more = read_some(g, buf, 64, &why);
   if (more < 0) {
-    free(buf);
+    kl_tensor_release(t);
     goto zerror;
   }
   if (more > 0) {
-    free(buf);
+    kl_tensor_release(t);
     gzclose(g);
     return kl_fail("read_idx: '%s': sizes %s account for %lld bytes of data but the file has more "
                    "(dimensions do not match the file size)", path, dims, (long long)total);
   }
   gzclose(g);
-  kl_tensor *t = kl_tensor_from_bytes(nd, shape, buf);
-  free(buf);
   return t;
 
 zerror: {

@@ -5,6 +5,7 @@
  * in the target directory and are renamed into place only when complete. */
 #include "image.h"
 #include "core.h"
+#include "kernels/io.h"
 #include <errno.h>
 #include <math.h>
 #include <png.h>
@@ -14,8 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Largest image we agree to allocate: a hostile header can claim 10^6 x 10^6. */
+/* Largest grid we agree to allocate. */
 #define KL_IMAGE_MAX_ELEMENTS ((int64_t)1 << 28)
+/* What a hostile file can make libpng allocate before any pixel: the data of
+ * a chunk read whole (text, ICC profiles: 2^31 bytes by declaration), and how
+ * many such chunks are kept. klua reads none of the ancillary chunks but
+ * tRNS, so they are skipped unread and these caps only bound what is left. */
+#define KL_PNG_CHUNK_MALLOC_MAX (1 << 20)
+#define KL_PNG_CHUNK_CACHE_MAX 64
+#define KL_PNG_MAX_SIDE 1000000
 
 typedef struct {
   char msg[200];
@@ -36,17 +44,12 @@ static void read_file(png_structp png, png_bytep dst, size_t n) {
 
 /* ---- atomic files ------------------------------------------------------- */
 
+/* The temporary is named as the saving code names its own (kernels/io.c), so
+ * one killed mid-write is removed by the next write of that path. */
 FILE *kl_atomic_open(const char *path, const char *what, char *tmp, size_t n) {
-  const char *slash = strrchr(path, '/');
-  int dirlen = slash ? (int)(slash - path + 1) : 0;
-  if ((size_t)snprintf(tmp, n, "%.*s.%s.tmp.XXXXXX", dirlen, path, slash ? slash + 1 : path) >= n)
-    return kl_fail("%s: '%s': path too long", what, path);
-  int fd = mkstemp(tmp);
+  int fd = kl_temp_create(path, tmp, n);
+  if (fd < 0 && errno == ENAMETOOLONG) return kl_fail("%s: '%s': path too long", what, path);
   if (fd < 0) return kl_fail("%s: '%s': cannot create a file there: %s", what, path, strerror(errno));
-  /* mkstemp makes 0600 files; give the result the usual umask-based mode. */
-  mode_t mask = umask(0);
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
   FILE *f = fdopen(fd, "wb");
   if (!f) {
     int e = errno;
@@ -72,7 +75,8 @@ int kl_atomic_commit(FILE *f, const char *tmp, const char *path, const char *wha
 
 /* ---- reading ------------------------------------------------------------ */
 
-kl_tensor *kl_png_read(const char *path, int *bit_depth_out) {
+kl_tensor *kl_png_read(const char *path, int *bit_depth_out, int64_t max_bytes) {
+  volatile int64_t limit = max_bytes > 0 ? max_bytes : KL_PNG_DEFAULT_MAX_BYTES;   /* read after setjmp */
   FILE *f = fopen(path, "rb");
   if (!f) return kl_fail("read_png: '%s': %s", path, strerror(errno));
   unsigned char sig[8];
@@ -100,6 +104,11 @@ kl_tensor *kl_png_read(const char *path, int *bit_depth_out) {
   }
   png_set_read_fn(png, f, read_file);
   png_set_sig_bytes(png, 8);
+  png_set_user_limits(png, KL_PNG_MAX_SIDE, KL_PNG_MAX_SIDE);
+  png_set_chunk_malloc_max(png, KL_PNG_CHUNK_MALLOC_MAX);
+  png_set_chunk_cache_max(png, KL_PNG_CHUNK_CACHE_MAX);
+  /* -1: every ancillary chunk but tRNS (text, iCCP, sPLT, eXIf, ...) is skipped unread. */
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
   png_read_info(png, info);
 
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
@@ -111,11 +120,14 @@ kl_tensor *kl_png_read(const char *path, int *bit_depth_out) {
   png_read_update_info(png, info);
   int channels = png_get_channels(png, info);
   int out_depth = png_get_bit_depth(png, info);   /* 8 or 16 after the transforms */
-  if ((int64_t)w * h * channels > KL_IMAGE_MAX_ELEMENTS) {
-    snprintf(err.msg, sizeof err.msg, "image too large (%ux%u)", (unsigned)w, (unsigned)h);
+  size_t rowbytes = png_get_rowbytes(png, info);
+  /* The decoded rows plus the float tensor, before allocating either (w, h <= 10^6: no overflow). */
+  int64_t need = (int64_t)rowbytes * h + (int64_t)4 * w * h * channels;
+  if (need > limit) {
+    snprintf(err.msg, sizeof err.msg, "a %ux%u image with %d channels needs %lld bytes to decode, more than "
+             "the limit of %lld (max_bytes)", (unsigned)w, (unsigned)h, channels, (long long)need, (long long)limit);
     png_longjmp(png, 1);
   }
-  size_t rowbytes = png_get_rowbytes(png, info);
   buf = malloc(rowbytes * h);
   rows = malloc(sizeof(png_bytep) * h);
   if (!buf || !rows) {

@@ -1,7 +1,7 @@
 /* image.h — PNG files (libpng), image grids, and line plots drawn with a
  * built-in bitmap font (src/image.c, src/plot.c).
  *
- *   kl_tensor *img = kl_png_read("digit.png");           // (H,W,C), 0..255
+ *   kl_tensor *img = kl_png_read("digit.png", NULL, 0);  // (H,W,C), 0..255
  *   kl_png_write("copy.png", img, 255.0, 8);             // 255 -> white
  *
  * Every function returns NULL / -1 on failure with a message that names the
@@ -17,8 +17,12 @@
  * files of 8 bits or fewer (low depths are scaled up to 0..255), 0..65535 for
  * 16-bit files. Palette images become RGB (RGBA when the palette carries
  * transparency); a tRNS chunk on gray/RGB images adds an alpha channel.
- * *bit_depth_out (may be NULL) receives 8 or 16. */
-kl_tensor *kl_png_read(const char *path, int *bit_depth_out);
+ * *bit_depth_out (may be NULL) receives 8 or 16. A file whose decoding would
+ * take more than max_bytes (the decoded rows plus the float tensor: about 5
+ * bytes per 8-bit sample) fails before anything is allocated; max_bytes <= 0
+ * means the default, 1 GiB. Ancillary chunks other than tRNS are skipped
+ * unread; sides are at most 10^6 pixels. */
+kl_tensor *kl_png_read(const char *path, int *bit_depth_out, int64_t max_bytes);
 
 /* Writes img, shaped (H,W), (H,W,1) gray, (H,W,2) gray+alpha, (H,W,3) RGB or
  * (H,W,4) RGBA. Each value v is written as round(clamp(v / max_value, 0, 1) *
@@ -49,6 +53,8 @@ int kl_plot_lines(const char *path, int width, int height, const char *title,
                   int nseries, const kl_plot_series *series);
 
 /* KL_CDEF_END */
+
+#define KL_PNG_DEFAULT_MAX_BYTES ((int64_t)1 << 30)
 
 /* Internal, shared by image.c, plot.c and idx.c: open a temporary file beside path;
  * kl_atomic_commit syncs, closes and renames it over path (or removes it when

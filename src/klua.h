@@ -77,6 +77,12 @@ int64_t kl_mem_pool_bytes(void);     /* bytes cached for reuse */
 int64_t kl_mem_alloc_count(void);    /* storage allocations that reached malloc */
 int64_t kl_mem_tensor_count(void);   /* live kl_tensor headers */
 void kl_mem_trim(void);              /* give the reuse pool back to the system */
+/* Loaders bound what a file can make the core allocate: while a limit is set,
+ * an allocation that would take the bytes of live tensor data (sizes asked
+ * for, kl_mem_data_bytes) above it fails with an error instead. < 0: no
+ * limit (the default). Returns the previous limit. */
+int64_t kl_mem_data_bytes(void);
+int64_t kl_mem_set_limit(int64_t max_data_bytes);
 void kl_set_num_threads(int n);
 int kl_get_num_threads(void);
 

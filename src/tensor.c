@@ -57,6 +57,10 @@ static const int64_t POOL_MAX_BYTES = 256ll << 20;
 static kl_storage *pool_heads[N_CLASSES];
 static int pool_counts[N_CLASSES];
 static int64_t live_bytes, pool_bytes, alloc_count, tensor_count;
+/* Bytes of tensor data asked for (sizes, not size classes: the rounding up is
+ * never touched, so never resident) and the optional cap on them that
+ * loaders set while a file's contents decide what gets allocated. */
+static int64_t data_bytes, data_limit = -1;
 static uint64_t next_id = 1;
 
 /* Freed headers are kept for reuse too: an op makes one per output. */
@@ -83,6 +87,12 @@ int64_t kl_mem_live_bytes(void) { return live_bytes; }
 int64_t kl_mem_pool_bytes(void) { return pool_bytes; }
 int64_t kl_mem_alloc_count(void) { return alloc_count; }
 int64_t kl_mem_tensor_count(void) { return tensor_count; }
+int64_t kl_mem_data_bytes(void) { return data_bytes; }
+int64_t kl_mem_set_limit(int64_t max_data_bytes) {
+  int64_t old = data_limit;
+  data_limit = max_data_bytes < 0 ? -1 : max_data_bytes;
+  return old;
+}
 
 static int size_class_of(int64_t n, int64_t *capacity) {
   if (n < 16) n = 16;
@@ -95,6 +105,9 @@ static int size_class_of(int64_t n, int64_t *capacity) {
 }
 
 static kl_storage *storage_new(int64_t n) {
+  if (data_limit >= 0 && n * 4 > data_limit - data_bytes)
+    return kl_fail("tensor: allocating %lld floats (%lld bytes) would exceed the memory limit of %lld bytes "
+                   "(%lld in use)", (long long)n, (long long)n * 4, (long long)data_limit, (long long)data_bytes);
   int64_t cap;
   int cls = size_class_of(n, &cap);
   kl_storage *s = pool_heads[cls];
@@ -116,12 +129,14 @@ static kl_storage *storage_new(int64_t n) {
   s->size = n;
   s->next_free = NULL;
   live_bytes += s->capacity * 4;
+  data_bytes += n * 4;
   return s;
 }
 
 static void storage_release(kl_storage *s) {
   if (--s->refcount > 0) return;
   live_bytes -= s->capacity * 4;
+  data_bytes -= s->size * 4;
   int cls = s->size_class;
   if (cls < N_CLASSES && pool_counts[cls] < POOL_MAX_PER_CLASS && pool_bytes + s->capacity * 4 <= POOL_MAX_BYTES) {
     s->next_free = pool_heads[cls];
@@ -157,15 +172,36 @@ void kl_set_num_threads(int n) {
 int kl_get_num_threads(void) { return omp_get_max_threads(); }
 
 /* ---- shapes ---------------------------------------------------------- */
+/* NOTE: shapes come from files and users ({0, 1e12, 1e12} is a valid empty
+ * shape), so every product of sizes here is overflow-checked: a size
+ * computation that wraps is undefined behaviour and then a short buffer. */
+int kl_shape_count(int nd, const int64_t *dims, int64_t *count) {
+  int64_t n = 1;
+  int zero = 0;
+  if (nd < 0 || nd > KL_MAX_DIMS) return -1;
+  for (int i = 0; i < nd; i++) {
+    if (dims[i] < 0) return -1;
+    if (dims[i] == 0) { zero = 1; continue; }
+    if (n > KL_MAX_ELEMENTS / dims[i]) return -1;   /* the sizes other than 0 count too, as NumPy's */
+    n *= dims[i];
+  }
+  if (count) *count = zero ? 0 : n;
+  return 0;
+}
+
 int64_t kl_numel_of(int nd, const int64_t *dims) {
   int64_t n = 1;
-  for (int i = 0; i < nd; i++) n *= dims[i];
+  for (int i = 0; i < nd; i++)
+    if (dims[i] < 0 || __builtin_mul_overflow(n, dims[i], &n)) return INT64_MAX;   /* saturates: no real count matches */
   return n;
 }
 
 void kl_contig_strides(int nd, const int64_t *dims, int64_t *stride) {
   int64_t s = 1;
-  for (int i = nd - 1; i >= 0; i--) { stride[i] = s; s *= dims[i]; }
+  for (int i = nd - 1; i >= 0; i--) {
+    stride[i] = s;
+    if (__builtin_mul_overflow(s, dims[i], &s)) s = INT64_MAX;   /* callers check the shape with kl_shape_count */
+  }
 }
 
 static int is_contiguous(const kl_tensor *t) {
@@ -214,10 +250,11 @@ static kl_tensor *header_new(int nd, const int64_t *dims) {
   if (nd < 0 || nd > KL_MAX_DIMS) return kl_fail("tensor: rank %d is not supported (0..%d)", nd, KL_MAX_DIMS);
   for (int i = 0; i < nd; i++)
     if (dims[i] < 0) return kl_fail("tensor: dimension %d is negative (%lld)", i + 1, (long long)dims[i]);
-  int64_t n = 1;
-  for (int i = 0; i < nd; i++) {
-    if (dims[i] && n > (INT64_C(1) << 40) / dims[i]) return kl_fail("tensor: %lld x ... elements is too large", (long long)dims[i]);
-    n *= dims[i];
+  int64_t n;
+  if (kl_shape_count(nd, dims, &n) < 0) {
+    kl_tensor shown = {.nd = nd};
+    memcpy(shown.dims, dims, sizeof(int64_t) * nd);
+    return kl_fail("tensor: shape %s is too large (at most 2^40 elements, counting every size but 0)", KL_SHAPE(&shown));
   }
   kl_tensor *t = header_alloc();
   if (!t) return kl_fail("out of memory allocating a tensor header");

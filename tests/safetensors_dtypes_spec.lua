@@ -209,7 +209,7 @@ describe("Writing F16 and BF16", function()
     local t = { x = klua.ones{ 2 } }
     assert.matches("save_safetensors: dtype must be \"F32\", \"F16\" or \"BF16\"%. Received: dtype=F64",
       err_of(saving.save_safetensors, dir .. "/x.safetensors", t, nil, { dtype = "F64" }))
-    assert.matches("save_safetensors: the fourth argument is an options table",
+    assert.matches("save_safetensors: argument 4 must be a table of keyword arguments",
       err_of(saving.save_safetensors, dir .. "/x.safetensors", t, nil, "F16"))
   end)
 end)

@@ -60,9 +60,13 @@ end
 function image.read_png(path, opts)
   if opts ~= nil and (type(opts) ~= "table" or core.class_name_of(opts)) then raise(("%s: opts must be a table, got %s"):format("read_png", core.describe(opts))) end -- one-line check (bad-input sweep)
   check_path(path, "read_png")
-  local max_bytes = opts and opts.max_bytes or 0
-  if type(max_bytes) ~= "number" or max_bytes < 0 or max_bytes % 1 ~= 0 then
-    raise(("read_png: max_bytes must be a positive integer (bytes). Received: max_bytes=%s"):format(tostring(max_bytes)))
+  local max_bytes = 0   -- the C default
+  if type(opts) == "table" and opts.max_bytes ~= nil then
+    max_bytes = opts.max_bytes
+    if type(max_bytes) ~= "number" or not (max_bytes >= 1) or max_bytes % 1 ~= 0 then
+      raise(("read_png: max_bytes must be a positive integer (bytes). Received: max_bytes=%s"):format(tostring(max_bytes)))
+    end
+    max_bytes = math.min(max_bytes, 2 ^ 62)   -- an int64 in C
   end
   local t = wrap(C.kl_png_read(path, depth_buf, max_bytes))
   return t, depth_buf[0]

@@ -71,7 +71,17 @@ static const char *host_tag(void) {
   return tag;
 }
 
-/* dir and base of path into the two buffers (NULL when out of memory). */
+/* What host_tag makes: 1 to 32 of [A-Za-z0-9_]. */
+static int is_host_tag(const char *s) {
+  int k = 0;
+  for (; s[k]; k++) {
+    char c = s[k];
+    if (k == 32 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return 0;
+  }
+  return k > 0;
+}
+
+/* Copies of path's directory and base name (the caller frees them); -1 when out of memory. */
 static int split_path(const char *path, char **dir, char **base) {
   char *c1 = strdup(path), *c2 = strdup(path);
   if (!c1 || !c2) { free(c1); free(c2); return -1; }
@@ -98,7 +108,7 @@ int kl_file_remove_stale_temps(const char *path) {
       int n = 0, used = 0;
       if (sscanf(e->d_name + plen, "%ld-%d%n", &pid, &n, &used) != 2 || pid <= 0 || pid > INT32_MAX) continue;
       const char *rest = e->d_name + plen + used;
-      if (rest[0] != 0 && rest[0] != '-') continue;
+      if (rest[0] != 0 && (rest[0] != '-' || !is_host_tag(rest + 1))) continue;
       /* older saves wrote no host: those are taken as this host's */
       int here = rest[0] == 0 || strcmp(rest + 1, host_tag()) == 0;
       char full[4096];

@@ -24,13 +24,14 @@ kl_tensor *op_reshape_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     dims[i] = a->ints[i];
     if (dims[i] == -1) { if (infer >= 0) return kl_fail("reshape: only one dimension can be -1"); infer = i; }
     else if (dims[i] < 0) return kl_fail("reshape: dimension %lld is negative", (long long)dims[i]);
-    else known *= dims[i];
+    else if (__builtin_mul_overflow(known, dims[i], &known)) goto bad;
   }
   if (infer >= 0) {
     if (known == 0 || x->count % known) goto bad;
     dims[infer] = x->count / known;
   }
-  if (kl_numel_of(nd, dims) != x->count) goto bad;
+  int64_t count;
+  if (kl_shape_count(nd, dims, &count) < 0 || count != x->count) goto bad;
   kl_tensor *xc = kl_tensor_contiguous(x);
   if (!xc) return NULL;
   int64_t st[KL_MAX_DIMS];
@@ -89,6 +90,9 @@ static int slice_args(const kl_tensor *x, const kl_attrs *a, int *axis, int64_t 
   if (s < 0) s = 0;
   if (e > d) e = d;
   if (s > d) s = d;
+  /* A step past the axis takes at most one element; clamped, the stride and
+   * the length below cannot overflow (a step of 2^62 was undefined behaviour). */
+  if (st > d) st = d > 0 ? d : 1;
   *axis = ax; *start = s; *step = st;
   *len = e > s ? (e - s + st - 1) / st : 0;
   return 0;
@@ -174,6 +178,10 @@ static kl_tensor *join(kl_tensor **in, int n, int axis_arg, int new_axis, const 
   kl_tensor *x0 = in[0];
   int rank = x0->nd + (new_axis ? 1 : 0);
   if (rank == 0) return kl_fail("%s: cannot join scalars", name);
+  /* NOTE: stacking adds an axis, so rank-8 inputs would need dims[8]. */
+  if (rank > KL_MAX_DIMS)
+    return kl_fail("%s: the result would have rank %d; at most %d is supported (inputs of shape %s)", name, rank,
+                   KL_MAX_DIMS, KL_SHAPE(x0));
   int ax = kl_norm_axis(axis_arg, rank, name);
   if (ax < 0) return NULL;
   int64_t dims[KL_MAX_DIMS], total = 0;
@@ -182,7 +190,8 @@ static kl_tensor *join(kl_tensor **in, int n, int axis_arg, int new_axis, const 
     int ok = x->nd == x0->nd;
     for (int d = 0; ok && d < x0->nd; d++) ok = (!new_axis && d == ax) || x->dims[d] == x0->dims[d];
     if (!ok) return kl_fail("%s: input %d has shape %s, expected a shape like %s", name, i + 1, KL_SHAPE(x), KL_SHAPE(x0));
-    total += new_axis ? 1 : x->dims[ax];
+    if (__builtin_add_overflow(total, new_axis ? 1 : x->dims[ax], &total))
+      return kl_fail("%s: the joined axis is too long", name);
   }
   for (int d = 0, s = 0; d < rank; d++) { if (d == ax) { dims[d] = total; if (!new_axis) s++; } else dims[d] = x0->dims[s++]; }
   kl_tensor *out = kl_tensor_empty(rank, dims);
@@ -252,8 +261,13 @@ static int64_t *read_indices(kl_tensor *idx, int64_t limit, const char *name) {
   if (!v) { kl_tensor_release(ic); return kl_fail("%s: out of memory", name); }
   for (int64_t i = 0; i < ic->count; i++) {
     float f = ic->data[i];
+    /* NOTE: test before converting: (int64_t) of NaN, inf or 1e30 is undefined behaviour. */
+    if (f != floorf(f)) { free(v); kl_tensor_release(ic); return kl_fail("%s: index %g is not an integer", name, f); }
+    if (!(fabsf(f) <= (float)limit)) {
+      free(v); kl_tensor_release(ic);
+      return kl_fail("%s: index %g is out of range for an axis of size %lld", name, f, (long long)limit);
+    }
     int64_t j = (int64_t)f;
-    if (f != (float)j || !isfinite(f)) { free(v); kl_tensor_release(ic); return kl_fail("%s: index %g is not an integer", name, f); }
     if (j < 0) j += limit;
     if (j < 0 || j >= limit) { free(v); kl_tensor_release(ic); return kl_fail("%s: index %lld is out of range for an axis of size %lld", name, (long long)(int64_t)f, (long long)limit); }
     v[i] = j;

@@ -119,12 +119,78 @@ static void test_gradient(void) {
   kl_tape_free(tape);
 }
 
+/* Hostile sizes and values (issue "Hostile files and long runs"): each of
+ * these was undefined behaviour or a stack overflow before; ASan/UBSan (make
+ * asan) turn any regression into a crash here. */
+static void test_hostile_sizes(void) {
+  int64_t empty_huge[3] = {0, 1000000000000LL, 1000000000000LL};
+  CHECK(kl_tensor_zeros(3, empty_huge) == NULL && strstr(kl_last_error(), "too large"),
+        "a shape with a 0 and sizes whose product overflows is refused, not given overflowed strides");
+  int64_t empty_ok[3] = {0, 1000000, 1000000};
+  kl_tensor *e = kl_tensor_zeros(3, empty_ok);
+  CHECK(e && e->count == 0 && e->strides[0] == 1000000000000LL, "an empty tensor with large sizes has exact strides");
+  kl_tensor_release(e);
+
+  int64_t r8[8] = {1, 1, 1, 1, 1, 1, 1, 2};
+  kl_tensor *a = kl_tensor_zeros(8, r8), *ins[2] = {a, a};
+  kl_attrs ax = {0};
+  ax.naxes = 1;
+  CHECK(kl_op_n(op("stack"), 2, ins, &ax) == NULL && strstr(kl_last_error(), "rank 9"),
+        "stacking rank-8 tensors is an error, not a write past the shape array");
+  kl_tensor *cat = kl_op_n(op("concatenate"), 2, ins, &ax);
+  CHECK(cat && cat->nd == 8 && cat->dims[0] == 2, "concatenating rank-8 tensors still works");
+  kl_tensor_release(cat);
+
+  int64_t one[1] = {3};
+  float vals[3] = {NAN, INFINITY, -INFINITY};
+  kl_tensor *x = kl_tensor_from_data(1, one, vals);
+  kl_tensor *y = kl_op(op("exp"), x, NULL, NULL, NULL);
+  CHECK(y && isnan(y->data[0]) && y->data[1] > 3e38f && y->data[2] >= 0 && y->data[2] < 1e-37f,
+        "exp keeps NaN as NaN (no float-to-int conversion of a NaN) and clamps the infinities");
+  kl_tensor_release(y);
+
+  float big[1] = {1e30f};
+  kl_tensor *idx = kl_tensor_from_data(1, (int64_t[]){1}, big);
+  kl_attrs take_ax = {0};
+  take_ax.naxes = 1;
+  CHECK(kl_op(op("take"), x, idx, NULL, &take_ax) == NULL && strstr(kl_last_error(), "out of range"),
+        "an index of 1e30 is out of range, not converted to an integer first");
+  kl_tensor_release(idx);
+
+  kl_attrs sh = {0};
+  sh.nints = 3;
+  sh.ints[0] = 0; sh.ints[1] = (int64_t)1 << 40; sh.ints[2] = (int64_t)1 << 40;
+  int64_t z[1] = {0};
+  kl_tensor *none = kl_tensor_zeros(1, z);
+  CHECK(kl_op(op("reshape"), none, NULL, NULL, &sh) == NULL, "reshaping to sizes whose product overflows is refused");
+  kl_tensor_release(none);
+
+  kl_attrs sl = {0};
+  sl.nints = 4;
+  sl.ints[0] = 0; sl.ints[1] = 1; sl.ints[2] = 3; sl.ints[3] = INT64_C(1) << 62;
+  kl_tensor *every = kl_op(op("slice"), x, NULL, NULL, &sl);
+  CHECK(every && every->count == 1 && isinf(every->data[0]), "a slice step of 2^62 takes one element, no overflowed stride");
+  kl_tensor_release(every);
+
+  int64_t before = kl_mem_data_bytes();
+  int64_t prev = kl_mem_set_limit(before + 4000);
+  kl_tensor *fits = kl_tensor_empty(1, (int64_t[]){1000});
+  kl_tensor *over = kl_tensor_empty(1, (int64_t[]){1000});
+  CHECK(fits && !over && strstr(kl_last_error(), "memory limit"), "a memory limit refuses the allocation past it");
+  kl_mem_set_limit(prev);
+  kl_tensor_release(fits);
+  CHECK(kl_mem_data_bytes() == before, "the data counter returns to where it was");
+  kl_tensor_release(x);
+  kl_tensor_release(a);
+}
+
 int main(void) {
   test_ownership_and_pool();
   test_errors();
   test_random();
   test_generators();
   test_gradient();
+  test_hostile_sizes();
   printf("core: %d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

@@ -26,9 +26,14 @@ end
 -- whose header declares more fails before anything is inflated or allocated.
 function datasets.read_idx(path, opts)
   if type(path) ~= "string" then raise("read_idx: expected a file path string, got " .. type(path)) end
-  local max_bytes = opts and opts.max_bytes or 0
-  if type(max_bytes) ~= "number" or max_bytes < 0 or max_bytes % 1 ~= 0 then
-    raise(("read_idx: max_bytes must be a positive integer (bytes). Received: max_bytes=%s"):format(tostring(max_bytes)))
+  if opts ~= nil and type(opts) ~= "table" then raise("read_idx: expected an options table {max_bytes=}, got " .. type(opts)) end
+  local max_bytes = 0   -- the C default
+  if type(opts) == "table" and opts.max_bytes ~= nil then
+    max_bytes = opts.max_bytes
+    if type(max_bytes) ~= "number" or not (max_bytes >= 1) or max_bytes % 1 ~= 0 then
+      raise(("read_idx: max_bytes must be a positive integer (bytes). Received: max_bytes=%s"):format(tostring(max_bytes)))
+    end
+    max_bytes = math.min(max_bytes, 2 ^ 62)   -- an int64 in C
   end
   return wrap(C.kl_idx_read(path, max_bytes))
 end

@@ -67,27 +67,54 @@ function saving.get_registered_name(obj)
   return registry.registered_name(obj) or registry.name_of(obj)
 end
 
---- serialize_layer(layer): {class_name=, config=, build_config=}; deserialize_layer(config, custom_objects).
+--- serialize_layer(layer): {class_name=, config=, build_config=}.
 saving.serialize_layer = checked("serialize_layer", { "model" }, serialization.serialize_layer)
+--- deserialize_layer(config, custom_objects): a layer or model from its serialized config; classes from
+-- custom_objects, then the registry.
 saving.deserialize_layer = checked("deserialize_layer", { "config", "options" }, serialization.deserialize_layer)
 
+--- weight_entries(model): {{var=, path=}, ...} in model.weights order.
 saving.weight_entries = checked("weight_entries", { "model" }, weights.weight_entries)
+--- save_weights(model, path): every weight, named by its path, in safetensors form.
 saving.save_weights = checked("save_weights", { "model", "path" }, weights.save_weights)
+--- load_weights(model, path, {skip_mismatch=false}): matched by name, every shape checked.
 saving.load_weights = checked("load_weights", { "model", "path", "options" }, weights.load_weights)
+--- save_model(model, path, {include_optimizer=true}): the config, weights and optimizer state in one .klua file (a
+-- safetensors file with the configs as JSON in its metadata), written atomically.
 saving.save_model = checked("save_model", { "model", "path", "options" }, model_file.save_model)
+--- load_model(path, {compile=true, custom_objects=nil, max_bytes=nil}): the model a .klua file holds, compiled as
+-- it was saved. Nothing in the file is executed, and what its config builds is checked against its tensors before
+-- it is allocated. max_bytes bounds the tensor memory the load may allocate (default: default_max_bytes, about the
+-- file's tensors as float32 plus 64 MiB); a file that needs more fails, naming it.
 saving.load_model = checked("load_model", { "path", "options" }, model_file.load_model)
+--- model_from_json(text, {custom_objects=nil}): a model (fresh weights) from model:to_json() text.
 saving.model_from_json = checked("model_from_json", { "string", "options" }, model_file.model_from_json)
+--- save_training_state(model, path, {epoch=, callbacks=, generators=}): weights, optimizer state, epoch, random
+-- generator states and callbacks' states in one file (what BackupAndRestore writes).
 saving.save_training_state = checked("save_training_state", { "model", "path", "table" }, training_state.save_training_state)
+--- restore_training_state(model, path, callbacks, generators) -> {epoch=}: puts back what save_training_state
+-- wrote.
 saving.restore_training_state = checked("restore_training_state", { "model", "path", "list", "list" },
   training_state.restore_training_state)
 
+--- load_safetensors(path): {name = tensor}, the metadata table and {name = dtype}. Every tensor comes back float32:
+-- F16, BF16 exactly, F64 rounded to nearest; integers and BOOL only when float32 holds every value exactly.
 saving.load_safetensors = checked("load_safetensors", { "path" }, safetensors.load_safetensors)
+--- save_safetensors(path, {name = tensor}, metadata, {dtype = "F32"}): tensors in name order, stored as dtype F32
+-- (default), F16 or BF16 (rounded to nearest even; beyond the largest finite value, inf).
 saving.save_safetensors = checked("save_safetensors", { "path", "table", "metadata", "options" }, safetensors.save_safetensors)
 -- The format's parts, for tools and tests that read or write files piece by piece.
+--- read_header(path, who): {path=, file=, metadata=, tensors={name={shape=, offsets=}}, names={...}, data_start=}
 saving.read_header = checked("read_header", { "path" }, function(path, who) return safetensors.read_header(path, who or "read_header") end)
+--- read_tensor(info, name): the tensor stored under name (float32, converted from its dtype).
 saving.read_tensor = checked("read_tensor", { "info", "string" }, safetensors.read_tensor)
+--- close(info): closes the file a read_header result holds (idempotent).
 saving.close = checked("close", { "info" }, safetensors.close)
+--- atomic_write(path, who, fn): runs fn(file) on a temporary file beside path, then syncs and renames it over path;
+-- on an error the temporary is removed and path is left as it was.
 saving.atomic_write = checked("atomic_write", { "path", "string", "fn" }, safetensors.atomic_write)
+--- write_safetensors(path, who, entries, metadata): writes {{name=, tensor=, dtype="F32"|"F16"|"BF16"}} and a
+-- {string = string} metadata table as a safetensors file (atomically).
 saving.write_safetensors = checked("write_safetensors", { "path", "string", "table", "metadata" }, safetensors.write_safetensors)
 saving.test_hooks = safetensors.test_hooks
 

@@ -246,7 +246,7 @@ end
 -- max_bytes (an inner limit never loosens an outer one). Loaders run what a
 -- file's contents decide under it; the error names the limit.
 function M.with_memory_limit(max_bytes, fn, ...)
-  local want = tonumber(C.kl_mem_data_bytes()) + max_bytes
+  local want = math.min(tonumber(C.kl_mem_data_bytes()) + max_bytes, 2 ^ 62)   -- an int64 in C
   local prev = tonumber(C.kl_mem_set_limit(want))
   if prev >= 0 and prev < want then C.kl_mem_set_limit(prev) end
   local res = { pcall(fn, ...) }
