@@ -6,10 +6,9 @@
 -- A frozen layer (trainable = false) runs in inference mode, as in Keras.
 local core = require("klua.core")
 local Layer = require("klua.layer")
+local affine = require("klua.layers.base_normalization")
 local ops = require("klua.ops")
 local initializers = require("klua.initializers")
-local regularizers = require("klua.regularizers")
-local constraints = require("klua.constraints")
 local nn = require("klua.nn")
 local no_grad = require("klua.no_grad")
 local distribution = require("klua.distribution")
@@ -35,9 +34,8 @@ function BatchNormalization:__init(kw)
   self.axis = kw.axis or -1
   self.momentum = kw.momentum or 0.99
   self.epsilon = kw.epsilon or 1e-3
-  self.center = kw.center ~= false
   self.synchronized = kw.synchronized and true or false
-  self.scale = kw.scale ~= false
+  affine.read_affine(self, kw)
   if type(self.axis) ~= "number" or self.axis == 0 or self.axis % 1 ~= 0 then
     self:raise("axis must be a non-zero integer (1-based, -1 last). Received: axis=%s", tostring(self.axis))
   end
@@ -47,14 +45,8 @@ function BatchNormalization:__init(kw)
   if type(self.epsilon) ~= "number" or self.epsilon < 0 then
     self:raise("epsilon must be a non-negative number. Received: epsilon=%s", tostring(self.epsilon))
   end
-  self.beta_initializer = initializers.get(kw.beta_initializer or "zeros")
-  self.gamma_initializer = initializers.get(kw.gamma_initializer or "ones")
   self.moving_mean_initializer = initializers.get(kw.moving_mean_initializer or "zeros")
   self.moving_variance_initializer = initializers.get(kw.moving_variance_initializer or "ones")
-  self.beta_regularizer = regularizers.get(kw.beta_regularizer)
-  self.gamma_regularizer = regularizers.get(kw.gamma_regularizer)
-  self.beta_constraint = constraints.get(kw.beta_constraint)
-  self.gamma_constraint = constraints.get(kw.gamma_constraint)
 end
 
 function BatchNormalization:build(input_shape)
@@ -67,14 +59,7 @@ function BatchNormalization:build(input_shape)
   if c == nil or c < 1 then self:raise("the size of axis %d must be known, got shape %s", self.axis, Layer.shape_str(input_shape)) end
   rawset(self, "_axis", ax)
   rawset(self, "_features", c)
-  if self.scale then
-    self.gamma = self:add_weight{ shape = { c }, name = "gamma", initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
-  end
-  if self.center then
-    self.beta = self:add_weight{ shape = { c }, name = "beta", initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
-  end
+  affine.add_affine(self, { c }, self.scale, self.center)
   self.moving_mean = self:add_weight{ shape = { c }, name = "moving_mean", initializer = self.moving_mean_initializer, trainable = false }
   self.moving_variance = self:add_weight{ shape = { c }, name = "moving_variance",
     initializer = self.moving_variance_initializer, trainable = false }
@@ -184,17 +169,10 @@ function BatchNormalization:compute_output_shape(s) return s end
 function BatchNormalization:get_config()
   local config = BatchNormalization.super.get_config(self)
   config.axis, config.momentum, config.epsilon = self.axis, self.momentum, self.epsilon
-  config.center, config.scale = self.center, self.scale
   config.synchronized = self.synchronized
-  config.beta_initializer = initializers.serialize(self.beta_initializer)
-  config.gamma_initializer = initializers.serialize(self.gamma_initializer)
   config.moving_mean_initializer = initializers.serialize(self.moving_mean_initializer)
   config.moving_variance_initializer = initializers.serialize(self.moving_variance_initializer)
-  config.beta_regularizer = regularizers.serialize(self.beta_regularizer)
-  config.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
-  config.beta_constraint = constraints.serialize(self.beta_constraint)
-  config.gamma_constraint = constraints.serialize(self.gamma_constraint)
-  return config
+  return affine.affine_config(self, config)
 end
 
 return BatchNormalization

@@ -4,10 +4,8 @@
 -- gamma and shifts by beta (per channel), as Keras's. groups = -1 gives one
 -- group per channel (instance normalisation). A composition of ops.
 local Layer = require("klua.layer")
+local affine = require("klua.layers.base_normalization")
 local ops = require("klua.ops")
-local initializers = require("klua.initializers")
-local regularizers = require("klua.regularizers")
-local constraints = require("klua.constraints")
 
 local GroupNormalization = Layer:extend("GroupNormalization")
 GroupNormalization.input_spec = { min_ndim = 2 }   -- one tensor (Keras's input_spec)
@@ -29,14 +27,7 @@ function GroupNormalization:__init(kw)
   end
   self.groups, self.axis = groups, axis
   self.epsilon = kw.epsilon or 1e-3
-  self.center = kw.center ~= false
-  self.scale = kw.scale ~= false
-  self.beta_initializer = initializers.get(kw.beta_initializer or "zeros")
-  self.gamma_initializer = initializers.get(kw.gamma_initializer or "ones")
-  self.beta_regularizer = regularizers.get(kw.beta_regularizer)
-  self.gamma_regularizer = regularizers.get(kw.gamma_regularizer)
-  self.beta_constraint = constraints.get(kw.beta_constraint)
-  self.gamma_constraint = constraints.get(kw.gamma_constraint)
+  affine.read_affine(self, kw)
 end
 
 -- The 1-based position of `axis` in a shape of rank nd.
@@ -63,14 +54,7 @@ function GroupNormalization:build(input_shape)
     self:raise("the number of channels (%d) must be a multiple of the number of groups (%d)", dim, groups)
   end
   rawset(self, "_groups", groups)
-  if self.scale then
-    self.gamma = self:add_weight{ shape = { dim }, name = "gamma", initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
-  end
-  if self.center then
-    self.beta = self:add_weight{ shape = { dim }, name = "beta", initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
-  end
+  affine.add_affine(self, { dim }, self.scale, self.center)
 end
 
 function GroupNormalization:call(x)
@@ -112,14 +96,7 @@ end
 function GroupNormalization:get_config()
   local config = GroupNormalization.super.get_config(self)
   config.groups, config.axis, config.epsilon = self.groups, self.axis, self.epsilon
-  config.center, config.scale = self.center, self.scale
-  config.beta_initializer = initializers.serialize(self.beta_initializer)
-  config.gamma_initializer = initializers.serialize(self.gamma_initializer)
-  config.beta_regularizer = regularizers.serialize(self.beta_regularizer)
-  config.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
-  config.beta_constraint = constraints.serialize(self.beta_constraint)
-  config.gamma_constraint = constraints.serialize(self.gamma_constraint)
-  return config
+  return affine.affine_config(self, config)
 end
 
 return GroupNormalization

@@ -4,10 +4,8 @@
 -- other axes and rms_scaling are compositions of ops.
 local core = require("klua.core")
 local Layer = require("klua.layer")
+local affine = require("klua.layers.base_normalization")
 local ops = require("klua.ops")
-local initializers = require("klua.initializers")
-local regularizers = require("klua.regularizers")
-local constraints = require("klua.constraints")
 local op = core.op
 
 local LayerNormalization = Layer:extend("LayerNormalization")
@@ -29,15 +27,8 @@ function LayerNormalization:__init(kw)
   end
   self.axis = axis
   self.epsilon = kw.epsilon or 1e-3
-  self.center = kw.center ~= false
-  self.scale = kw.scale ~= false
   self.rms_scaling = kw.rms_scaling and true or false
-  self.beta_initializer = initializers.get(kw.beta_initializer or "zeros")
-  self.gamma_initializer = initializers.get(kw.gamma_initializer or "ones")
-  self.beta_regularizer = regularizers.get(kw.beta_regularizer)
-  self.gamma_regularizer = regularizers.get(kw.gamma_regularizer)
-  self.beta_constraint = constraints.get(kw.beta_constraint)
-  self.gamma_constraint = constraints.get(kw.gamma_constraint)
+  affine.read_affine(self, kw)
 end
 
 function LayerNormalization:build(input_shape)
@@ -56,14 +47,7 @@ function LayerNormalization:build(input_shape)
   for i = 2, #axes do trailing = trailing and axes[i] == axes[i - 1] + 1 end
   rawset(self, "_axes", axes)
   rawset(self, "_trailing", trailing)
-  if self.scale or self.rms_scaling then
-    self.gamma = self:add_weight{ shape = pshape, name = "gamma", initializer = self.gamma_initializer,
-      regularizer = self.gamma_regularizer, constraint = self.gamma_constraint }
-  end
-  if self.center and not self.rms_scaling then
-    self.beta = self:add_weight{ shape = pshape, name = "beta", initializer = self.beta_initializer,
-      regularizer = self.beta_regularizer, constraint = self.beta_constraint }
-  end
+  affine.add_affine(self, pshape, self.scale or self.rms_scaling, self.center and not self.rms_scaling)
 end
 
 -- gamma/beta reshaped to broadcast against x (1 on the other axes).
@@ -116,14 +100,8 @@ function LayerNormalization:compute_output_shape(s) return s end
 function LayerNormalization:get_config()
   local config = LayerNormalization.super.get_config(self)
   config.axis, config.epsilon = self.axis, self.epsilon
-  config.center, config.scale, config.rms_scaling = self.center, self.scale, self.rms_scaling
-  config.beta_initializer = initializers.serialize(self.beta_initializer)
-  config.gamma_initializer = initializers.serialize(self.gamma_initializer)
-  config.beta_regularizer = regularizers.serialize(self.beta_regularizer)
-  config.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
-  config.beta_constraint = constraints.serialize(self.beta_constraint)
-  config.gamma_constraint = constraints.serialize(self.gamma_constraint)
-  return config
+  config.rms_scaling = self.rms_scaling
+  return affine.affine_config(self, config)
 end
 
 return LayerNormalization
