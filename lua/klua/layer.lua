@@ -968,6 +968,17 @@ function Layer:check_from_config(config)
 end
 
 --- Layer:get_build_config(): {input_shape=, input_shapes=} the layer was built with, or nil if not built.
+--- weight_options_config(config, {"kernel", "bias", ...}): puts each prefix's initializer, regularizer and
+-- constraint (self.<prefix>_initializer, ...) into config, serialized, for get_config; returns config.
+function Layer:weight_options_config(config, prefixes)
+  for _, p in ipairs(prefixes) do
+    config[p .. "_initializer"] = initializers.serialize(self[p .. "_initializer"])
+    config[p .. "_regularizer"] = regularizers.serialize(self[p .. "_regularizer"])
+    config[p .. "_constraint"] = constraints.serialize(self[p .. "_constraint"])
+  end
+  return config
+end
+
 -- The shapes build() was called with (for saving and rebuilding).
 function Layer:get_build_config()
   local shapes = rawget(self, "_build_shapes")

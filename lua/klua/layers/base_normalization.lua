@@ -2,6 +2,7 @@
 -- GroupNormalization share: Keras's center/scale arguments with beta's and
 -- gamma's initializer, regularizer and constraint, the two weights, and
 -- their config entries.
+local Layer = require("klua.layer")
 local initializers = require("klua.initializers")
 local regularizers = require("klua.regularizers")
 local constraints = require("klua.constraints")
@@ -35,13 +36,7 @@ end
 --- affine_config(self, config): the entries read_affine reads, into config.
 function M.affine_config(self, config)
   config.center, config.scale = self.center, self.scale
-  config.beta_initializer = initializers.serialize(self.beta_initializer)
-  config.gamma_initializer = initializers.serialize(self.gamma_initializer)
-  config.beta_regularizer = regularizers.serialize(self.beta_regularizer)
-  config.gamma_regularizer = regularizers.serialize(self.gamma_regularizer)
-  config.beta_constraint = constraints.serialize(self.beta_constraint)
-  config.gamma_constraint = constraints.serialize(self.gamma_constraint)
-  return config
+  return Layer.weight_options_config(self, config, { "beta", "gamma" })
 end
 
 return M

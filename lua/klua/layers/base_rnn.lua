@@ -398,15 +398,7 @@ function BaseRNN:get_config()
   config.activation = activations.serialize(self.activation)
   if self.recurrent_activation then config.recurrent_activation = activations.serialize(self.recurrent_activation) end
   config.use_bias = self.use_bias
-  config.kernel_initializer = initializers.serialize(self.kernel_initializer)
-  config.recurrent_initializer = initializers.serialize(self.recurrent_initializer)
-  config.bias_initializer = initializers.serialize(self.bias_initializer)
-  config.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
-  config.recurrent_regularizer = regularizers.serialize(self.recurrent_regularizer)
-  config.bias_regularizer = regularizers.serialize(self.bias_regularizer)
-  config.kernel_constraint = constraints.serialize(self.kernel_constraint)
-  config.recurrent_constraint = constraints.serialize(self.recurrent_constraint)
-  config.bias_constraint = constraints.serialize(self.bias_constraint)
+  Layer.weight_options_config(self, config, { "kernel", "recurrent", "bias" })
   config.dropout = self.dropout
   config.recurrent_dropout = self.recurrent_dropout
   config.seed = self.seed

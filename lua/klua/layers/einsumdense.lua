@@ -289,12 +289,7 @@ function EinsumDense:get_config()
   config.output_shape = { unpack(self.partial_output_shape) }
   config.bias_axes = self.bias_axes
   config.activation = activations.serialize(self.activation)
-  config.kernel_initializer = initializers.serialize(self.kernel_initializer)
-  config.bias_initializer = initializers.serialize(self.bias_initializer)
-  config.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
-  config.bias_regularizer = regularizers.serialize(self.bias_regularizer)
-  config.kernel_constraint = constraints.serialize(self.kernel_constraint)
-  config.bias_constraint = constraints.serialize(self.bias_constraint)
+  Layer.weight_options_config(self, config, { "kernel", "bias" })
   return config
 end
 

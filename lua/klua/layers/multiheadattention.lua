@@ -165,12 +165,7 @@ function MultiHeadAttention:get_config()
   config.dropout = self.dropout
   config.use_bias = self.use_bias
   config.output_shape = self.output_dim and { self.output_dim } or nil
-  config.kernel_initializer = initializers.serialize(self.kernel_initializer)
-  config.bias_initializer = initializers.serialize(self.bias_initializer)
-  config.kernel_regularizer = regularizers.serialize(self.kernel_regularizer)
-  config.bias_regularizer = regularizers.serialize(self.bias_regularizer)
-  config.kernel_constraint = constraints.serialize(self.kernel_constraint)
-  config.bias_constraint = constraints.serialize(self.bias_constraint)
+  Layer.weight_options_config(self, config, { "kernel", "bias" })
   config.seed = self.seed
   return config
 end
