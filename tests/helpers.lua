@@ -138,4 +138,16 @@ function M.lua_modules()
   return out
 end
 
+--- leaves_no_tensors(step, n): step() once to warm up, then n times; no live C tensor is left over
+-- (counted after two full collections: what a finalized object held goes one cycle later).
+function M.leaves_no_tensors(step, n)
+  local C = require("klua").core.C
+  step()
+  collectgarbage(); collectgarbage()
+  local before = tonumber(C.kl_mem_tensor_count())
+  for _ = 1, n do step() end
+  collectgarbage(); collectgarbage()
+  assert.are.equal(before, tonumber(C.kl_mem_tensor_count()))
+end
+
 return M
