@@ -968,9 +968,9 @@ function Layer:check_from_config(config)
 end
 
 --- Layer:get_build_config(): {input_shape=, input_shapes=} the layer was built with, or nil if not built.
---- weight_options_config(config, {"kernel", "bias", ...}): puts each prefix's initializer, regularizer and
+-- _weight_options_config(config, {"kernel", "bias", ...}): puts each prefix's initializer, regularizer and
 -- constraint (self.<prefix>_initializer, ...) into config, serialized, for get_config; returns config.
-function Layer:weight_options_config(config, prefixes)
+function Layer:_weight_options_config(config, prefixes)
   for _, p in ipairs(prefixes) do
     config[p .. "_initializer"] = initializers.serialize(self[p .. "_initializer"])
     config[p .. "_regularizer"] = regularizers.serialize(self[p .. "_regularizer"])

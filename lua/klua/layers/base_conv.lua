@@ -221,7 +221,7 @@ function BaseConv:get_config()
   config.groups = self.groups
   config.activation = activations.serialize(self.activation)
   config.use_bias = self.use_bias
-  Layer.weight_options_config(self, config, { "kernel", "bias" })
+  Layer._weight_options_config(self, config, { "kernel", "bias" })
   return config
 end
 

@@ -36,7 +36,7 @@ end
 --- affine_config(self, config): the entries read_affine reads, into config.
 function M.affine_config(self, config)
   config.center, config.scale = self.center, self.scale
-  return Layer.weight_options_config(self, config, { "beta", "gamma" })
+  return Layer._weight_options_config(self, config, { "beta", "gamma" })
 end
 
 return M

@@ -398,7 +398,7 @@ function BaseRNN:get_config()
   config.activation = activations.serialize(self.activation)
   if self.recurrent_activation then config.recurrent_activation = activations.serialize(self.recurrent_activation) end
   config.use_bias = self.use_bias
-  Layer.weight_options_config(self, config, { "kernel", "recurrent", "bias" })
+  Layer._weight_options_config(self, config, { "kernel", "recurrent", "bias" })
   config.dropout = self.dropout
   config.recurrent_dropout = self.recurrent_dropout
   config.seed = self.seed

@@ -79,7 +79,7 @@ function Dense:get_config()
   config.units = self.units
   config.activation = activations.serialize(self.activation)
   config.use_bias = self.use_bias
-  Layer.weight_options_config(self, config, { "kernel", "bias" })
+  Layer._weight_options_config(self, config, { "kernel", "bias" })
   return config
 end
 

@@ -289,7 +289,7 @@ function EinsumDense:get_config()
   config.output_shape = { unpack(self.partial_output_shape) }
   config.bias_axes = self.bias_axes
   config.activation = activations.serialize(self.activation)
-  Layer.weight_options_config(self, config, { "kernel", "bias" })
+  Layer._weight_options_config(self, config, { "kernel", "bias" })
   return config
 end
 

@@ -165,7 +165,7 @@ function MultiHeadAttention:get_config()
   config.dropout = self.dropout
   config.use_bias = self.use_bias
   config.output_shape = self.output_dim and { self.output_dim } or nil
-  Layer.weight_options_config(self, config, { "kernel", "bias" })
+  Layer._weight_options_config(self, config, { "kernel", "bias" })
   config.seed = self.seed
   return config
 end
