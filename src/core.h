@@ -54,6 +54,9 @@ kl_attrs kl_attrs_axes(int naxes, const int *axes, int keepdims);
 int kl_need_grad(int i);
 /* Release a list of tensors (NULLs allowed). */
 void kl_release_all(int n, kl_tensor **ts);
+/* Called by the op dispatcher: re-sizes the thread pool to the load now and
+ * then (src/threads.c); a clock read otherwise. */
+void kl_threads_tick(void);
 
 /* Shapes */
 int kl_norm_axis(int axis, int ndim, const char *op);   /* -1 + error if out of range */

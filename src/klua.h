@@ -83,8 +83,13 @@ void kl_mem_trim(void);              /* give the reuse pool back to the system *
  * limit (the default). Returns the previous limit. */
 int64_t kl_mem_data_bytes(void);
 int64_t kl_mem_set_limit(int64_t max_data_bytes);
+/* Threads of the core and OpenBLAS (src/threads.c): n >= 1 fixes the count;
+ * n < 1 (the default) adapts it to the cores other processes leave free. */
 void kl_set_num_threads(int n);
-int kl_get_num_threads(void);
+int kl_get_num_threads(void);        /* threads in use now */
+int kl_threads_adaptive(void);       /* 1 while the count adapts to the load */
+/* Floating-point operations done by the core's sgemm/sgemv calls since start. */
+int64_t kl_blas_flops(void);
 
 /* tensors */
 kl_tensor *kl_tensor_empty(int ndim, const int64_t *shape);

@@ -174,6 +174,7 @@ static kl_tensor *dispatch(int op, int n, kl_tensor **in, const kl_attrs *attrs)
   for (int i = 0; i < n; i++)
     if (!in[i]) return kl_fail("%s: input %d is missing", d->name, i + 1);
   if (!attrs) attrs = &none;
+  kl_threads_tick();
   kl_tensor *out = d->forward(in, n, attrs);
   if (out) record(op, n, in, out, attrs);
   return out;

@@ -1,14 +1,11 @@
 /* tensor.c — tensors and their storage: refcounting, views, the reuse pool,
- * memory counters, errors, threads, creation helpers and in-place updates. */
+ * memory counters, errors, creation helpers and in-place updates. */
 #define _GNU_SOURCE
 #include "core.h"
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void openblas_set_num_threads(int);
 
 /* ---- errors ---------------------------------------------------------- */
 static __thread char err_buf[1024];
@@ -162,14 +159,6 @@ void kl_mem_trim(void) {
   }
   pool_bytes = 0;
 }
-
-/* ---- threads --------------------------------------------------------- */
-void kl_set_num_threads(int n) {
-  if (n < 1) n = 1;
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
-}
-int kl_get_num_threads(void) { return omp_get_max_threads(); }
 
 /* ---- shapes ---------------------------------------------------------- */
 /* NOTE: shapes come from files and users ({0, 1e12, 1e12} is a valid empty

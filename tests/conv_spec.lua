@@ -55,7 +55,7 @@ describe("Conv2D", function()
       local y, g = run(layer, x, 2)
       return y, g
     end
-    local threads = klua.get_num_threads()
+    local threads = klua.set_num_threads(1)   -- the setting to restore ("auto" by default)
     for _, make in ipairs {
       function() return with_weights(L.Conv2D(32, 3, { padding = "same" }), { 4, 16, 16, 16 }, { det({ 3, 3, 16, 32 }, 3, 0.2), det({ 32 }, 4) }) end,
       function() return with_weights(L.Conv2DTranspose(32, 3, { strides = 2, padding = "same" }), { 4, 16, 16, 16 }, { det({ 3, 3, 32, 16 }, 5, 0.2), det({ 32 }, 6) }) end,

@@ -58,15 +58,21 @@ core.C = C
 core.ffi = ffi
 core.version = ffi.string(C.kl_version())
 
---- set_num_threads(n): the size of the one thread pool (OpenMP and OpenBLAS); both cores by default.
--- Threads and memory (what klua.set_num_threads and klua.memory report).
+--- set_num_threads(n): fix the number of threads of the one pool (the core's kernels and OpenBLAS) to n, or
+-- n = "auto" (the default): as many as the cores other processes leave free, re-checked every 50 ms, so that a
+-- busy machine does not make klua's spinning workers fight the other load. Returns the previous setting.
 function core.set_num_threads(n)
-  if type(n) ~= "number" or n < 1 or n > 4096 or n % 1 ~= 0 then
-    core.raise("set_num_threads: n must be an integer from 1 to 4096, got " .. core.describe(n))
+  local prev = C.kl_threads_adaptive() ~= 0 and "auto" or C.kl_get_num_threads()
+  if n == "auto" then
+    C.kl_set_num_threads(0)
+  elseif type(n) ~= "number" or n < 1 or n > 4096 or n % 1 ~= 0 then
+    core.raise("set_num_threads: n must be \"auto\" or an integer from 1 to 4096, got " .. core.describe(n))
+  else
+    C.kl_set_num_threads(n)
   end
-  C.kl_set_num_threads(n)
+  return prev
 end
---- get_num_threads(): the size of the thread pool.
+--- get_num_threads(): the number of threads in use now (with "auto", it follows the machine's load).
 function core.get_num_threads() return C.kl_get_num_threads() end
 --- memory(): {live_bytes=, pool_bytes=, allocations=, tensors=}: bytes held by tensors in C, bytes cached for
 -- reuse, allocations made and live tensors.

@@ -268,7 +268,7 @@ static int conv_forward(const conv_geom *g, const float *x, const float *k, cons
   if (is_pointwise(g)) {   /* one sgemm per group over the whole batch, OpenBLAS threads */
     if (bias) fill_rows(y, R, O, bias);
     for (int64_t grp = 0; grp < g->groups; grp++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)og, (int)cg, 1.0f, x + grp * cg, (int)C,
+      kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)og, (int)cg, 1.0f, x + grp * cg, (int)C,
                   k + grp * og, (int)O, bias ? 1.0f : 0.0f, y + grp * og, (int)O);
     return 0;
   }
@@ -284,7 +284,7 @@ static int conv_forward(const conv_geom *g, const float *x, const float *k, cons
     if (bias) fill_rows(y + r0 * O, r1 - r0, O, bias);
     for (int64_t grp = 0; grp < g->groups; grp++) {
       im2col(g, x, grp, r0, r1, c);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)og, (int)K,
+      kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)og, (int)K,
                   1.0f, c, (int)K, k + grp * og, (int)O, bias ? 1.0f : 0.0f, y + r0 * O + grp * og, (int)O);
     }
   }
@@ -301,7 +301,7 @@ static int conv_backward_data(const conv_geom *g, const float *dy, const float *
   const int64_t vol = g->d * g->h * g->w * C;
   if (is_pointwise(g)) {
     for (int64_t grp = 0; grp < g->groups; grp++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(g->n * P), (int)cg, (int)og,
+      kl_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(g->n * P), (int)cg, (int)og,
                   1.0f, dy + grp * og, (int)O, k + grp * og, (int)O, 1.0f, dx + grp * cg, (int)C);
     return 0;
   }
@@ -313,7 +313,7 @@ static int conv_backward_data(const conv_geom *g, const float *dy, const float *
     for (int64_t r0 = 0; r0 < R; r0 += br) {
       int64_t r1 = r0 + br < R ? r0 + br : R;
       for (int64_t grp = 0; grp < g->groups; grp++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)K, (int)og,
+        kl_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), (int)K, (int)og,
                     1.0f, dy + r0 * O + grp * og, (int)O, k + grp * og, (int)O, 0.0f, dcol, (int)K);
         col2im_scatter(g, dcol, grp, r0, r1, dx);
       }
@@ -332,7 +332,7 @@ static int conv_backward_data(const conv_geom *g, const float *dy, const float *
     int64_t n0 = b * imgs, nimg = g->n - n0 < imgs ? g->n - n0 : imgs;
     float *c = dcol + thread_id() * imgs * P * K;
     for (int64_t grp = 0; grp < g->groups; grp++) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nimg * P), (int)K, (int)og,
+      kl_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nimg * P), (int)K, (int)og,
                   1.0f, dy + n0 * P * O + grp * og, (int)O, k + grp * og, (int)O, 0.0f, c, (int)K);
       col2im_add(g, c, grp, nimg, dx + n0 * vol);
     }
@@ -348,7 +348,7 @@ static int conv_backward_kernel(const conv_geom *g, const float *x, const float 
   const int64_t K = patch_len(g), R = g->n * out_pixels(g), O = g->o, C = g->c, cg = g->cg, og = g->og;
   if (is_pointwise(g)) {
     for (int64_t grp = 0; grp < g->groups; grp++)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cg, (int)og, (int)R,
+      kl_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cg, (int)og, (int)R,
                   1.0f, x + grp * cg, (int)C, dy + grp * og, (int)O, 1.0f, dk + grp * og, (int)O);
     return 0;
   }
@@ -366,7 +366,7 @@ static int conv_backward_kernel(const conv_geom *g, const float *x, const float 
     float *c = col + id * br * K;
     for (int64_t grp = 0; grp < g->groups; grp++) {
       im2col(g, x, grp, r0, r1, c);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)og, (int)(r1 - r0),
+      kl_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)og, (int)(r1 - r0),
                   1.0f, c, (int)K, dy + r0 * O + grp * og, (int)O, 1.0f, part + id * K * O + grp * og, (int)O);
     }
   }

@@ -33,10 +33,10 @@ kl_tensor *op_linear_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     if (K > 0) {
       if (M == 1) { /* a matrix-vector product; single-threaded for small weights */
         int saved = K * N >= 9216 && K * N < (2 << 20) ? kl_blas_single() : -1;
-        cblas_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, 1.0f, wc->data, (int)N, xc->data, 1, 1.0f, out->data, 1);
+        kl_sgemv(CblasRowMajor, CblasTrans, (int)K, (int)N, 1.0f, wc->data, (int)N, xc->data, 1, 1.0f, out->data, 1);
         if (saved >= 0) kl_blas_restore(saved);
       } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, xc->data, (int)K,
+        kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, xc->data, (int)K,
                     wc->data, (int)N, 1.0f, out->data, (int)N);
       }
     }

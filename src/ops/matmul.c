@@ -54,15 +54,15 @@ kl_tensor *op_matmul_fwd(kl_tensor **in, int n, const kl_attrs *at) {
      * (waking a second thread costs more than it saves there) */
     int saved = k * nn >= 9216 && k * nn < (2 << 20) ? kl_blas_single() : -1;
     int incx = A.trans ? (int)A.ld : 1;
-    if (B.trans) cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nn, (int)k, 1.0f, b->data, (int)B.ld, a->data, incx, 0.0f, out->data, 1);
-    else cblas_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)nn, 1.0f, b->data, (int)B.ld, a->data, incx, 0.0f, out->data, 1);
+    if (B.trans) kl_sgemv(CblasRowMajor, CblasNoTrans, (int)nn, (int)k, 1.0f, b->data, (int)B.ld, a->data, incx, 0.0f, out->data, 1);
+    else kl_sgemv(CblasRowMajor, CblasTrans, (int)k, (int)nn, 1.0f, b->data, (int)B.ld, a->data, incx, 0.0f, out->data, 1);
     if (saved >= 0) kl_blas_restore(saved);
     goto done;
   }
   int64_t b_batch = kl_numel_of(b->nd - 2, b->dims);
   if (b_batch == 1 && !A.trans && a->contiguous && batch == kl_numel_of(a->nd - 2, a->dims)) {
     /* (batch*m, k) @ (k, n): one product for all batches */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, B.trans ? CblasTrans : CblasNoTrans, (int)(batch * m), (int)nn, (int)k, 1.0f,
+    kl_sgemm(CblasRowMajor, CblasNoTrans, B.trans ? CblasTrans : CblasNoTrans, (int)(batch * m), (int)nn, (int)k, 1.0f,
                 a->data, (int)A.ld, b->data, (int)B.ld, 0.0f, out->data, (int)nn);
     goto done;
   }
@@ -76,7 +76,7 @@ kl_tensor *op_matmul_fwd(kl_tensor **in, int n, const kl_attrs *at) {
   for (int64_t i = 0; i < batch; i++) {
     int64_t r = i, oa = 0, ob = 0;
     for (int d = bnd - 1; d >= 0; d--) { int64_t idx = r % bdims[d]; r /= bdims[d]; oa += idx * sa[d]; ob += idx * sb[d]; }
-    cblas_sgemm(CblasRowMajor, A.trans ? CblasTrans : CblasNoTrans, B.trans ? CblasTrans : CblasNoTrans, (int)m, (int)nn, (int)k,
+    kl_sgemm(CblasRowMajor, A.trans ? CblasTrans : CblasNoTrans, B.trans ? CblasTrans : CblasNoTrans, (int)m, (int)nn, (int)k,
                 1.0f, a->data + oa, (int)A.ld, b->data + ob, (int)B.ld, 0.0f, out->data + i * m * nn, (int)nn);
   }
 done:

@@ -184,7 +184,7 @@ static inline int valid(const rnn_args *a, int64_t n, int64_t t) { return !a->ma
 
 /* xw (N*T, G) = x (N*T, D) @ kernel (D, G). */
 static void project_inputs(const rnn_args *a, float *xw) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(a->n * a->t), (int)a->g, (int)a->d,
+  kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(a->n * a->t), (int)a->g, (int)a->d,
               1.0f, a->x->data, (int)a->d, a->w->data, (int)a->g, 0.0f, xw, (int)a->g);
 }
 
@@ -202,15 +202,15 @@ static int finish_grads(const rnn_args *a, const float *dz, const float *dzh, co
   const int NT = (int)(a->n * a->t), D = (int)a->d, G = (int)a->g, U = (int)a->u;
   if (kl_need_grad(0)) {   /* the first layer's input needs no gradient: skip the largest sgemm */
     if (!(*dx = kl_tensor_empty(3, a->x->dims))) return -1;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NT, D, G, 1.0f, dz, G, a->w->data, G, 0.0f, (*dx)->data, D);
+    kl_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NT, D, G, 1.0f, dz, G, a->w->data, G, 0.0f, (*dx)->data, D);
   }
   if (kl_need_grad(1)) {
     if (!(*dw = kl_tensor_empty(2, a->w->dims))) return -1;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, G, NT, 1.0f, a->x->data, D, dz, G, 0.0f, (*dw)->data, G);
+    kl_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, G, NT, 1.0f, a->x->data, D, dz, G, 0.0f, (*dw)->data, G);
   }
   if (kl_need_grad(2)) {
     if (!(*dr = kl_tensor_empty(2, a->r->dims))) return -1;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, U, G, NT, 1.0f, hp, U, dzh, G, 0.0f, (*dr)->data, G);
+    kl_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, U, G, NT, 1.0f, hp, U, dzh, G, 0.0f, (*dr)->data, G);
   }
   return 0;
 }
@@ -246,14 +246,14 @@ typedef struct {
 static void recurrent_step(const rnn_ctx *c, int64_t s, int64_t width, int64_t b0, int64_t b1, int64_t cols) {
   const rnn_args *a = c->a;
   const float *hprev = s == 0 ? a->h0->data + b0 * a->u : c->out + (b0 * a->t + s - 1) * width;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b1 - b0), (int)cols, (int)a->u, 1.0f, hprev,
+  kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b1 - b0), (int)cols, (int)a->u, 1.0f, hprev,
               (int)(s == 0 ? a->u : a->t * width), a->r->data, (int)a->g, 0.0f, c->rec + b0 * a->g, (int)a->g);
 }
 
 /* dh rows b0..b1 += dz_t[:, 0..cols] @ R[:, 0..cols]^T, dz_t rows strided in (N*T, G). */
 static void recurrent_grad(const rnn_ctx *c, const float *dz, int64_t t, int64_t b0, int64_t b1, int64_t cols) {
   const rnn_args *a = c->a;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(b1 - b0), (int)a->u, (int)cols, 1.0f,
+  kl_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(b1 - b0), (int)a->u, (int)cols, 1.0f,
               dz + (b0 * a->t + t) * a->g, (int)(a->t * a->g), a->r->data, (int)a->g, 1.0f, c->dh + b0 * a->u, (int)a->u);
 }
 
@@ -441,7 +441,7 @@ static void gru_rb_fwd_rows(void *p, int64_t b0, int64_t b1) {
       for (int64_t j = 0; j < U; j++) rh[j] = r[j] * hp[j];
     }
     /* rec[:, 2U:3U] = (r * h) @ R[:, 2U:3U], the rh rows strided in the output */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b1 - b0), (int)U, (int)U, 1.0f,
+    kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(b1 - b0), (int)U, (int)U, 1.0f,
                 o + (b0 * T + s) * W + 4 * U, (int)(T * W), a->r->data + 2 * U, (int)G, 0.0f,
                 c->rec + b0 * G + 2 * U, (int)G);
     for (int64_t b = b0; b < b1; b++) {
@@ -523,7 +523,7 @@ static void gru_rb_bwd_rows(void *p, int64_t b0, int64_t b1) {
       act_grad_mul(a->ract, z, dpz, U);
     }
     /* drh rows = dph rows @ Rh^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(b1 - b0), (int)U, (int)U, 1.0f,
+    kl_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(b1 - b0), (int)U, (int)U, 1.0f,
                 c->dz + (b0 * T + t) * G + 2 * U, (int)(T * G), a->r->data + 2 * U, (int)G, 0.0f,
                 c->tmp + b0 * U, (int)U);
     for (int64_t b = b0; b < b1; b++) {
@@ -563,7 +563,7 @@ static int gru_rb_bwd(rnn_args *a, kl_tensor *out, kl_tensor *gout, kl_tensor **
   if (finish_grads(a, dz, dz, hp, &dx, &dw, &dr) < 0) goto done;
   if (dr) {   /* the candidate's block multiplied r * h, not h */
     gather_column(a, o->data, 5 * U, 4 * U, rh);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)U, (int)U, (int)(N * T), 1.0f, rh, (int)U,
+    kl_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)U, (int)U, (int)(N * T), 1.0f, rh, (int)U,
                 dz + 2 * U, (int)G, 0.0f, dr->data + 2 * U, (int)G);
   }
   column_sums(dz, N * T, G, db->data);

@@ -23,6 +23,9 @@ void kl_scratch_done(void) {
   if (cap > SCRATCH_KEEP) { free(buf); buf = NULL; cap = 0; }
 }
 
+int64_t kl_blas_flop_count;
+int64_t kl_blas_flops(void) { return __atomic_load_n(&kl_blas_flop_count, __ATOMIC_RELAXED); }
+
 int kl_blas_single(void) {
   int saved = openblas_get_num_threads();
   if (saved > 1) openblas_set_num_threads(1);

@@ -4,7 +4,9 @@
  * sgemms side by side. Internal, not installed. */
 #ifndef KL_SCRATCH_H
 #define KL_SCRATCH_H
+#include <cblas.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A buffer of at least n floats, valid until the next kl_scratch call on this
  * thread; NULL when out of memory. Contents are undefined. */
@@ -16,5 +18,20 @@ void kl_scratch_done(void);
  * (its own pool would fight ours). Returns what kl_blas_restore needs. */
 int kl_blas_single(void);
 void kl_blas_restore(int saved);
+
+/* Every sgemm/sgemv of the core goes through these: cblas plus a count of the
+ * floating-point operations done, so `make bench` can print how far a step is
+ * from the time of its own matrix products at the sgemm rate (kl_blas_flops). */
+extern int64_t kl_blas_flop_count;
+static inline void kl_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
+                            const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+  __atomic_fetch_add(&kl_blas_flop_count, 2 * (int64_t)m * n * k, __ATOMIC_RELAXED);
+  cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static inline void kl_sgemv(CBLAS_ORDER o, CBLAS_TRANSPOSE t, int m, int n, float alpha, const float *a, int lda,
+                            const float *x, int incx, float beta, float *y, int incy) {
+  __atomic_fetch_add(&kl_blas_flop_count, 2 * (int64_t)m * n, __ATOMIC_RELAXED);
+  cblas_sgemv(o, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+}
 
 #endif
