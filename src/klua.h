@@ -88,6 +88,7 @@ int64_t kl_mem_set_limit(int64_t max_data_bytes);
 void kl_set_num_threads(int n);
 int kl_get_num_threads(void);        /* threads in use now */
 int kl_threads_adaptive(void);       /* 1 while the count adapts to the load */
+double kl_threads_others_load(void); /* cores other processes kept busy lately (smoothed; < 0: not measured) */
 /* Floating-point operations done by the core's sgemm/sgemv calls since start. */
 int64_t kl_blas_flops(void);
 

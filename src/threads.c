@@ -7,17 +7,17 @@
  * that takes 0.4 ms alone took 8 ms beside one busy process; one thread took
  * 0.5 ms. So by default ("auto") the pool is sized to the cores nobody else is
  * using: every SAMPLE_NS the op dispatcher calls kl_threads_tick, which reads
- * the kernel's count of runnable tasks (/proc/loadavg), subtracts this
- * process's own runnable threads (/proc/self/task/<tid>/stat), smooths it and
- * picks the thread count. On a quiet machine nothing changes: all cores, the
+ * how much CPU time the machine spent busy (/proc/stat) and subtracts this
+ * process's own (CLOCK_PROCESS_CPUTIME_ID): what is left is the cores other
+ * processes use, smoothed, and the pool gets the rest. On a quiet machine nothing changes: all cores, the
  * workers spin as before. OMP_NUM_THREADS, KLUA_NUM_THREADS or
  * kl_set_num_threads(n) fix the count instead. */
 #define _GNU_SOURCE
 #include "core.h"
-#include <dirent.h>
 #include <fcntl.h>
 #include <omp.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,7 @@
 
 void openblas_set_num_threads(int);
 
-enum { SAMPLE_NS = 50 * 1000 * 1000 };   /* re-evaluate the load every 50 ms */
+enum { SAMPLE_NS = 100 * 1000 * 1000 };   /* re-evaluate the load every 100 ms */
 
 static int initialised, adaptive = 1, limit = 1, in_use = 1;
 static int host_cpus = 1;
@@ -57,7 +57,7 @@ static void init(void) {
   int fixed = env_threads("KLUA_NUM_THREADS");
   if (!fixed) fixed = env_threads("OMP_NUM_THREADS");
   if (fixed) { adaptive = 0; limit = fixed; }
-  if (access("/proc/loadavg", R_OK) != 0) adaptive = 0;
+  if (access("/proc/stat", R_OK) != 0) adaptive = 0;
   apply(limit);
 }
 
@@ -77,32 +77,31 @@ static int read_small(const char *path, char *buf, int cap) {
   return n;
 }
 
-/* Runnable tasks on the machine now (the kernel's nr_running), or -1. */
-static int machine_runnable(void) {
-  char buf[128];
-  if (read_small("/proc/loadavg", buf, sizeof buf) < 0) return -1;
-  int running = -1, total;
-  if (sscanf(buf, "%*f %*f %*f %d/%d", &running, &total) != 2) return -1;
-  return running;
+/* CPU seconds the whole machine spent busy since boot (/proc/stat's first
+ * line: user, system, irq, softirq, steal), without the time of niced
+ * processes unless this one is niced too: a nice-19 job yields to us, and a
+ * hypervisor's steal is load like any other. -1 when unreadable. */
+static double machine_busy_seconds(void) {
+  static long hz;
+  if (!hz) hz = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
+  char buf[256];
+  if (read_small("/proc/stat", buf, sizeof buf) < 0) return -1;
+  unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal = 0;
+  if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait, &irq, &softirq,
+             &steal) < 7) return -1;
+  unsigned long long busy = user + sys + irq + softirq + steal;
+  if (getpriority(PRIO_PROCESS, 0) > 0) busy += nice;
+  return (double)busy / (double)hz;
 }
 
-/* This process's threads that are runnable now (spinning workers count). */
-static int own_runnable(void) {
-  DIR *d = opendir("/proc/self/task");
-  if (!d) return 1;
-  int n = 0;
-  struct dirent *e;
-  char path[64], buf[512];
-  while ((e = readdir(d))) {
-    if (e->d_name[0] == '.') continue;
-    snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
-    if (read_small(path, buf, sizeof buf) < 0) continue;
-    const char *p = strrchr(buf, ')');   /* the name may hold spaces and parentheses */
-    if (p && p[1] == ' ' && p[2] == 'R') n++;
-  }
-  closedir(d);
-  return n > 0 ? n : 1;
+static double process_cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+static int64_t last_wall;
+static double last_busy, last_own;
 
 void kl_threads_tick(void) {
   if (!initialised) init();
@@ -110,18 +109,25 @@ void kl_threads_tick(void) {
   int64_t t = now_ns();
   if (t < next_sample) return;
   next_sample = t + SAMPLE_NS;
-  int all = machine_runnable();
-  if (all < 0) return;
-  int others = all - own_runnable();
-  if (others < 0) others = 0;
-  /* Smoothed so that a load that comes and goes (an editor, a browser) does
-   * not flip the count on every sample; a steady load settles in ~3 samples. */
-  other_load = other_load < 0 ? others : 0.5 * other_load + 0.5 * others;
-  double free_cpus = host_cpus - other_load;
-  int want = (int)(free_cpus + 0.35);   /* a core counts as free below ~0.65 of a task on it */
-  if (want > limit) want = limit;
-  if (want < 1) want = 1;
-  if (want != in_use) apply(want);
+  double busy = machine_busy_seconds(), own = process_cpu_seconds();
+  if (busy < 0) return;
+  if (last_wall && t > last_wall) {
+    /* Cores the others kept busy over the window (ours, spinning workers
+     * included, subtracted); /proc/stat counts in clock ticks (10 ms), so the
+     * estimate is smoothed: a steady load settles within ~3 windows, and one
+     * that comes and goes (an editor, a browser) does not flip the count. */
+    double others = ((busy - last_busy) - (own - last_own)) / ((double)(t - last_wall) * 1e-9);
+    if (others < 0) others = 0;
+    other_load = other_load < 0 ? others : 0.5 * other_load + 0.5 * others;
+    double free_cpus = host_cpus - other_load;
+    int want = (int)(free_cpus + 0.35);   /* a core counts as free while others use under ~0.65 of it */
+    if (want > limit) want = limit;
+    if (want < 1) want = 1;
+    if (want != in_use) apply(want);
+  }
+  last_wall = t;
+  last_busy = busy;
+  last_own = own;
 }
 
 void kl_set_num_threads(int n) {
@@ -129,9 +135,10 @@ void kl_set_num_threads(int n) {
   if (n < 1) {   /* back to adapting to the load, up to every core we may run on */
     cpu_set_t set;
     limit = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : host_cpus;
-    adaptive = access("/proc/loadavg", R_OK) == 0;
+    adaptive = access("/proc/stat", R_OK) == 0;
     other_load = -1;
     next_sample = 0;
+    last_wall = 0;
     apply(limit);
     return;
   }
@@ -149,3 +156,5 @@ int kl_threads_adaptive(void) {
   if (!initialised) init();
   return adaptive;
 }
+
+double kl_threads_others_load(void) { return other_load; }

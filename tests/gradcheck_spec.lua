@@ -260,6 +260,26 @@ do
   }
 end
 
+-- @attention (the fused attention op): the whole packed output [context | probabilities],
+-- so both parts' gradients are checked; Tq ~= Tv and value_dim ~= key_dim. The mask
+-- leaves no row fully masked: there -1e9 swallows the logits in float32, the output
+-- stops depending on q and k, and only the analytic gradient (Keras's too) stays nonzero.
+do
+  local att = function(q, k, v, m) return core.op_n("attention", { q, k, v, m }, { f = { 0.7 } }) end
+  local mask = idx { { { 1, 1, 0, 1 }, { 0, 1, 1, 1 }, { 1, 0, 0, 0 } }, { { 1, 1, 1, 1 }, { 1, 0, 1, 0 }, { 0, 0, 1, 1 } } }
+  local causal = idx { { { 1, 0, 0, 0 }, { 1, 1, 0, 0 }, { 1, 1, 1, 0 } } }
+  local per_head = idx { { { { 1, 0, 1, 1 }, { 1, 1, 0, 0 }, { 0, 0, 0, 1 } }, { { 1, 1, 1, 1 }, { 0, 1, 1, 0 }, { 1, 0, 1, 0 } } } }
+  rows.attention = {
+    { shapes = { { 2, 3, 2, 3 }, { 2, 4, 2, 3 }, { 2, 4, 2, 2 } }, call = att },
+    { shapes = { { 2, 3, 2, 3 }, { 2, 4, 2, 3 }, { 2, 4, 2, 2 }, { 2, 3, 4 } }, wrt = { 1, 2, 3 },
+      inputs = { signed, signed, signed, mask }, call = att },
+    { shapes = { { 2, 3, 1, 2 }, { 2, 4, 1, 2 }, { 2, 4, 1, 3 }, { 1, 3, 4 } }, wrt = { 1, 2, 3 },   -- broadcast over the batch
+      inputs = { signed, signed, signed, causal }, call = att },
+    { shapes = { { 1, 3, 2, 2 }, { 1, 4, 2, 2 }, { 1, 4, 2, 2 }, { 1, 2, 3, 4 } }, wrt = { 1, 2, 3 },   -- a mask per head
+      inputs = { signed, signed, signed, per_head }, call = att },
+  }
+end
+
 -- @activations (activation ops)
 do
   local acts = klua.activations

@@ -2,7 +2,10 @@
 -- projections with kernels (dim, num_heads, key_dim) and biases (num_heads,
 -- key_dim), scaled dot-product attention per head with masks, dropout on the
 -- attention weights when training, and an output projection (num_heads,
--- value_dim, output_dim). Composed from batched matmuls and softmax (C ops).
+-- value_dim, output_dim). The attention itself is one fused C op over every
+-- (batch, head) on the projections' own (B,T,heads,dim) layout
+-- (nn.attention, src/ops/attention.c); only dropout on the attention weights
+-- while training takes the path composed from batched matmuls and softmax.
 --   mha(query, value[, key], {attention_mask=, use_causal_mask=, return_attention_scores=, training=})
 local core = require("klua.core")
 local Layer = require("klua.layer")
@@ -87,16 +90,22 @@ function MultiHeadAttention:build(query_shape, value_shape, key_shape)
   self.output_kernel, self.output_bias = self:_dense("attention_output", { H, V, out }, { out })
 end
 
--- x (B,T,D) · kernel (D,H,K) + bias -> (B,H,T,K)
+-- rows (M,D) @ w (D,N) + b (N) as one fused op (a plain matmul without a bias)
+local function affine(x, w, b)
+  if b then return core.op("linear", x, w, b) end
+  return ops.matmul(x, w)
+end
+
+-- x (B,T,D) · kernel (D,H,K) + bias (H,K) -> (B,T,H,K), the layout the fused attention takes
 local function project(x, kernel, bias, H, K)
-  local B, T = tonumber(x.dims[0]), tonumber(x.dims[1])
-  local y = ops.matmul(x, ops.reshape(kernel, { tonumber(kernel.dims[0]), H * K }))
-  if bias then y = y + ops.reshape(bias, { H * K }) end
-  return ops.transpose(ops.reshape(y, { B, T, H, K }), { 1, 3, 2, 4 })
+  local B, T, D = tonumber(x.dims[0]), tonumber(x.dims[1]), tonumber(x.dims[2])
+  local y = affine(ops.reshape(x, { B * T, D }), ops.reshape(kernel, { D, H * K }), bias and ops.reshape(bias, { H * K }))
+  return ops.reshape(y, { B, T, H, K })
 end
 
 -- Keras's mask rules: query/value/key masks (from the inputs), the causal
--- mask and attention_mask combine into one (B, Tq, Tv) mask of 1 = attend.
+-- mask and attention_mask combine into one mask of 1 = attend, (B,Tq,Tv) or,
+-- from a per-head attention_mask, (B,H,Tq,Tv).
 local function attention_mask(query, value, key, kw)
   local m = kw.attention_mask and core.to_tensor(kw.attention_mask) or nil
   local function both(a) if m == nil then m = a else m = m * a end end
@@ -115,6 +124,31 @@ local function attention_mask(query, value, key, kw)
   return m
 end
 
+-- The attention as batched matmuls and softmax: q (B,Tq,H,K), k (B,Tv,H,K),
+-- v (B,Tv,H,V) -> context (B,Tq,H,V) and probabilities (B,H,Tq,Tv), with
+-- dropout on the probabilities when training. The fused op computes the same.
+function MultiHeadAttention:_composed_attention(q, k, v, mask, training)
+  local tr = { 1, 3, 2, 4 }
+  local scores = ops.matmul(ops.transpose(q, tr) * (1 / math.sqrt(self.key_dim)), ops.transpose(k, tr), { transpose_b = true })
+  if mask ~= nil then
+    -- Keras's masked softmax: masked logits get -1e9 added; a mask without
+    -- a heads axis ((B,Tq,Tv), (Tq,Tv)) is the same for every head.
+    if mask.nd < 4 then
+      local s = mask:shape()
+      while #s < 3 do table.insert(s, 1, 1) end
+      mask = ops.reshape(mask, { s[1], 1, s[2], s[3] })
+    end
+    scores = scores + (1 - mask) * -1e9
+  end
+  local probs = ops.softmax(scores, -1)
+  local attn = probs
+  if training and self.dropout > 0 then
+    local keep = 1 - self.dropout
+    attn = probs * (random.bernoulli(probs:shape(), keep, { seed = rawget(self, "seed_generator") or random.process_stream() }) / keep)
+  end
+  return ops.transpose(ops.matmul(attn, ops.transpose(v, tr)), tr), probs
+end
+
 function MultiHeadAttention:call(query, ...)
   local rest = { ... }
   local kw = {}
@@ -125,28 +159,20 @@ function MultiHeadAttention:call(query, ...)
     if p[1].nd ~= 3 then self:raise("expected %s of rank 3 (batch, steps, features), got shape %s", p[2], Layer.shape_str(p[1]:shape())) end
   end
   local H, K, V = self.num_heads, self.key_dim, self.value_dim
-  local q = project(query, self.query_kernel, self.query_bias, H, K) * (1 / math.sqrt(K))
-  local k = project(key, self.key_kernel, self.key_bias, H, K)
-  local v = project(value, self.value_kernel, self.value_bias, H, V)
-  local scores = ops.matmul(q, k, { transpose_b = true })          -- (B,H,Tq,Tv)
+  local q = project(query, self.query_kernel, self.query_bias, H, K)   -- (B,Tq,H,K)
+  local k = project(key, self.key_kernel, self.key_bias, H, K)         -- (B,Tv,H,K)
+  local v = project(value, self.value_kernel, self.value_bias, H, V)   -- (B,Tv,H,V)
   local mask = attention_mask(query, value, key, kw)
-  if mask ~= nil then
-    -- Keras's masked softmax: masked logits get -1e9 added.
-    local m = ops.expand_dims(mask, 2)
-    scores = scores + (1 - m) * -1e9
+  local ctx, probs
+  -- layer._composed = true forces the composed path (the specs compare the two)
+  if (kw.training and self.dropout > 0) or rawget(self, "_composed") then
+    ctx, probs = self:_composed_attention(q, k, v, mask, kw.training)
+  else
+    ctx, probs = nn.attention(q, k, v, mask, 1 / math.sqrt(K))
   end
-  local probs = ops.softmax(scores, -1)
-  local attn = probs
-  if kw.training and self.dropout > 0 then
-    local keep = 1 - self.dropout
-    attn = probs * (random.bernoulli(probs:shape(), keep, { seed = rawget(self, "seed_generator") or random.process_stream() }) / keep)
-  end
-  local ctx = ops.matmul(attn, v)                                    -- (B,H,Tq,V)
-  local B, Tq = tonumber(query.dims[0]), tonumber(query.dims[1])
-  ctx = ops.reshape(ops.transpose(ctx, { 1, 3, 2, 4 }), { B, Tq, H * V })
-  local out_dim = tonumber(self.output_kernel.dims[2])
-  local out = ops.matmul(ctx, ops.reshape(self.output_kernel, { H * V, out_dim }))
-  if self.output_bias then out = out + self.output_bias end
+  local B, Tq, out_dim = tonumber(query.dims[0]), tonumber(query.dims[1]), tonumber(self.output_kernel.dims[2])
+  local out = affine(ops.reshape(ctx, { B * Tq, H * V }), ops.reshape(self.output_kernel, { H * V, out_dim }), self.output_bias)
+  out = ops.reshape(out, { B, Tq, out_dim })
   if kw.return_attention_scores then return out, probs end
   return out
 end
