@@ -254,7 +254,7 @@ local function ms(name, v) return num(v) .. " " .. (units[name] or "ms") end
 local settings = {   -- klua's settings under load; "default" is klua as users get it
   { name = "default", env = "" },
   { name = "1 thread", env = "KLUA_NUM_THREADS=1 " },
-  { name = "2 active", env = "KLUA_NUM_THREADS=2 " }   -- libgomp's default wait: spin, then sleep (before issue 16),
+  { name = "2 active", env = "KLUA_NUM_THREADS=2 " },   -- libgomp's default wait: spin, then sleep (before issue 16)
   { name = "2 passive", env = "KLUA_NUM_THREADS=2 OMP_WAIT_POLICY=passive " },
 }
 local cont = {}   -- cont[load][row][setting or "torch"] = { medians... }
