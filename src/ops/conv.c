@@ -264,7 +264,12 @@ static int out_of_memory(int64_t n) {
 /* y (N,OD,OH,OW,O) = conv(x, k) + bias. Returns -1 when scratch memory runs out. */
 static int conv_forward(const conv_geom *g, const float *x, const float *k, const float *bias, float *y) {
   const int64_t K = patch_len(g), R = g->n * out_pixels(g), O = g->o, C = g->c, cg = g->cg, og = g->og;
-  if (K <= DIRECT_MAX_K) { conv_direct(g, x, k, bias, y); return 0; }
+  if (K <= DIRECT_MAX_K) {
+    /* products too, done without sgemm: counted with them (kl_blas_flops) */
+    __atomic_fetch_add(&kl_blas_flop_count, 2 * R * og * K * g->groups, __ATOMIC_RELAXED);
+    conv_direct(g, x, k, bias, y);
+    return 0;
+  }
   if (is_pointwise(g)) {   /* one sgemm per group over the whole batch, OpenBLAS threads */
     if (bias) fill_rows(y, R, O, bias);
     for (int64_t grp = 0; grp < g->groups; grp++)

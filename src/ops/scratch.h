@@ -21,7 +21,8 @@ void kl_blas_restore(int saved);
 
 /* Every sgemm/sgemv of the core goes through these: cblas plus a count of the
  * floating-point operations done, so `make bench` can print how far a step is
- * from the time of its own matrix products at the sgemm rate (kl_blas_flops). */
+ * from the time of its own matrix products at the sgemm rate (kl_blas_flops;
+ * conv.c's direct path adds its products too). */
 extern int64_t kl_blas_flop_count;
 static inline void kl_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
                             const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
