@@ -247,20 +247,22 @@ function MeanMetricWrapper:__init(fn, kw)
   for k, v in pairs(kw) do if k ~= "name" and k ~= "dtype" then self.fn_kwargs[k] = v end end
 end
 
+local function wrapper_update(self, y_true, y_pred, sample_weight)
+  local values, mask
+  if next(self.fn_kwargs) then values, mask = self.fn(y_true, y_pred, self.fn_kwargs)
+  else values, mask = self.fn(y_true, y_pred) end
+  local sw = sample_weight ~= nil and T(sample_weight) or nil
+  -- As in Keras, a mask from fn (sparse_categorical_crossentropy's
+  -- ignore_class) only scales given sample weights: unweighted, masked
+  -- entries count as the 0 that fn returns for them.
+  if mask ~= nil and sw ~= nil then local m, w = same_rank(mask, sw); sw = w * m end
+  mean_update(self, T(values), sw)
+end
+
 --- MeanMetricWrapper:update_state(y_true, y_pred, sample_weight): adds the (weighted) values of fn(y_true, y_pred).
 function MeanMetricWrapper:update_state(y_true, y_pred, sample_weight)
   if y_true == nil or y_pred == nil then raise(getmetatable(self).__name .. ".update_state: expected (y_true, y_pred[, sample_weight])") end
-  no_grad(function()
-    local values, mask
-    if next(self.fn_kwargs) then values, mask = self.fn(y_true, y_pred, self.fn_kwargs)
-    else values, mask = self.fn(y_true, y_pred) end
-    local sw = sample_weight ~= nil and T(sample_weight) or nil
-    -- As in Keras, a mask from fn (sparse_categorical_crossentropy's
-    -- ignore_class) only scales given sample weights: unweighted, masked
-    -- entries count as the 0 that fn returns for them.
-    if mask ~= nil and sw ~= nil then local m, w = same_rank(mask, sw); sw = w * m end
-    mean_update(self, T(values), sw)
-  end)
+  no_grad(wrapper_update, self, y_true, y_pred, sample_weight)
 end
 
 -- Accuracy functions (per-sample values) -------------------------------------------
@@ -290,10 +292,10 @@ end
 --- sparse_categorical_accuracy(y_true, y_pred): 1 where the 0-based class id y_true equals the argmax of y_pred.
 function metrics.sparse_categorical_accuracy(y_true, y_pred)
   local t, p = T(y_true), T(y_pred)
-  local shape, squeezed = t:shape(), false
-  if t.nd == p.nd and last_dim(t) == 1 then t = ops.squeeze(t, -1); squeezed = true end
+  local shape   -- y_true's shape when its last axis of 1 is squeezed (kept in the result)
+  if t.nd == p.nd and last_dim(t) == 1 then shape = t:shape(); t = ops.squeeze(t, -1) end
   local m = ops.equal(t, ops.argmax(p, -1))
-  if squeezed then m = ops.reshape(m, shape) end
+  if shape then m = ops.reshape(m, shape) end
   if m.nd > 1 and last_dim(m) == 1 then m = ops.squeeze(m, -1) end
   return m
 end

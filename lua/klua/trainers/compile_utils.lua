@@ -289,23 +289,38 @@ function Compiled:compute(y_true, y_pred, sw, extra_losses)
   return total, parts
 end
 
+-- The leaves of y_true or y_pred, and the k-th of them: a single tensor (one
+-- output, the common case) is its own only leaf, with no table made per step.
+local function leaves(s)
+  if s == nil or core.is_tensor(s) then return s end
+  return flatten(s)
+end
+local function leaf(flat, k)
+  if flat == nil then return nil end
+  if core.is_tensor(flat) then return k == 1 and flat or nil end
+  return flat[k]
+end
+
+local function update(self, y_true, y_pred, sw, loss, parts, batch)
+  self.loss_tracker:update_state(scalar(loss), batch)
+  for i, t in pairs(self.output_trackers) do
+    if parts[i] then t:update_state(scalar(parts[i]), batch) end
+  end
+  local entries = self.entries
+  if #entries > 0 then
+    local flat_pred, flat_true = leaves(y_pred), leaves(y_true)
+    for _, e in ipairs(entries) do
+      local k = e.output
+      local yt = leaf(flat_true, k)
+      if yt == nil then raise(("metric '%s' needs targets y"):format(e.name)) end
+      e.metric:update_state(yt, leaf(flat_pred, k), e.weighted and weights_for(sw, k, self.n) or nil)
+    end
+  end
+end
+
 -- The running means after a batch; metrics are computed without recording.
 function Compiled:update(y_true, y_pred, sw, loss, parts, batch)
-  no_grad(function()
-    self.loss_tracker:update_state(scalar(loss), batch)
-    for i, t in pairs(self.output_trackers) do
-      if parts[i] then t:update_state(scalar(parts[i]), batch) end
-    end
-    if #self.entries > 0 then
-      local flat_pred = flatten(y_pred)
-      local flat_true = y_true ~= nil and flatten(y_true) or {}
-      for _, e in ipairs(self.entries) do
-        local yt = flat_true[e.output]
-        if yt == nil then raise(("metric '%s' needs targets y"):format(e.name)) end
-        e.metric:update_state(yt, flat_pred[e.output], e.weighted and weights_for(sw, e.output, self.n) or nil)
-      end
-    end
-  end)
+  no_grad(update, self, y_true, y_pred, sw, loss, parts, batch)
 end
 
 --- compiled_of(model, who): the model's Compiled, or an error that

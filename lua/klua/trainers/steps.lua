@@ -23,6 +23,7 @@ end
 
 -- The metrics' batch weight: the first dimension of the first input.
 local function batch_size_of(x)
+  if core.is_tensor(x) then return x.nd > 0 and tonumber(x.dims[0]) or 1 end
   for _, t in ipairs(flatten(x)) do
     if core.is_tensor(t) and t.nd > 0 then return tonumber(t.dims[0]) end
   end
