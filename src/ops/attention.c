@@ -122,22 +122,7 @@ static void softmax_grad(const float *p, float *d, int64_t rows, int64_t n) {
 }
 
 static int threads_for(const att_args *a) {
-#ifdef _OPENMP
-  int64_t pairs = a->b * a->h;
-  if (pairs < 2 || a->b * a->h * a->tq * a->tv * (a->k + a->v) < PAR_WORK) return 1;
-  int n = omp_get_max_threads();
-  return n < pairs ? n : (int)pairs;
-#else
-  return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
+  return kl_threads_for(a->b * a->h * a->tq * a->tv * (a->k + a->v), a->b * a->h, PAR_WORK);
 }
 
 kl_tensor *op_attention_fwd(kl_tensor **in, int n, const kl_attrs *at) {
@@ -196,7 +181,7 @@ int op_attention_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *at, 
     const int64_t b = bh / H, h = bh % H, qo = b * Tq * H * K + h * K, ko = b * Tv * H * K + h * K;
     const int64_t vo = b * Tv * H * V + h * V, oo = b * Tq * H * V + h * V;
     const float *P = probs + bh * Tq * Tv;
-    float *dS = scratch + thread_id() * Tq * Tv;
+    float *dS = scratch + kl_thread_id() * Tq * Tv;
     if (need_v) gemm(CblasTrans, CblasNoTrans, Tv, V, Tq, 1.0f, P, Tv, G + oo, H * V, 0.0f, dv->data + vo, H * V);
     if (need_q || need_k) {
       memcpy(dS, Gp + bh * Tq * Tv, sizeof(float) * Tq * Tv);

@@ -59,25 +59,6 @@ static int64_t block_rows(const conv_geom *g) {
   return rows < 32 ? 32 : rows;
 }
 
-static int threads_for(int64_t work, int64_t blocks) {
-#ifdef _OPENMP
-  if (work < PAR_WORK) return 1;
-  int n = omp_get_max_threads();
-  return n < blocks ? n : (int)blocks;
-#else
-  (void)work; (void)blocks;
-  return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 /* A 1x1(x1) kernel with stride 1 and no padding: the input already is the column matrix. */
 static int is_pointwise(const conv_geom *g) {
   return g->kd == 1 && g->kh == 1 && g->kw == 1 && g->sd == 1 && g->sh == 1 && g->sw == 1 &&
@@ -278,14 +259,14 @@ static int conv_forward(const conv_geom *g, const float *x, const float *k, cons
     return 0;
   }
   const int64_t br = block_rows(g), nb = (R + br - 1) / br;
-  const int nth = threads_for(R * K * O, nb);
+  const int nth = kl_threads_for(R * K * O, nb, PAR_WORK);
   float *col = kl_scratch((size_t)(nth * br * K));
   if (!col) return out_of_memory(nth * br * K);
   int blas = nth > 1 ? kl_blas_single() : 1;
   #pragma omp parallel for schedule(dynamic) num_threads(nth) if (nth > 1)
   for (int64_t b = 0; b < nb; b++) {
     int64_t r0 = b * br, r1 = r0 + br < R ? r0 + br : R;
-    float *c = col + thread_id() * br * K;
+    float *c = col + kl_thread_id() * br * K;
     if (bias) fill_rows(y + r0 * O, r1 - r0, O, bias);
     for (int64_t grp = 0; grp < g->groups; grp++) {
       im2col(g, x, grp, r0, r1, c);
@@ -328,14 +309,14 @@ static int conv_backward_data(const conv_geom *g, const float *dy, const float *
   }
   int64_t per = BLOCK_FLOATS / (P * K);
   const int64_t imgs = per < 1 ? 1 : per, nb = (g->n + imgs - 1) / imgs;
-  const int nth = threads_for(g->n * P * K * O, nb);
+  const int nth = kl_threads_for(g->n * P * K * O, nb, PAR_WORK);
   float *dcol = kl_scratch((size_t)(nth * imgs * P * K));
   if (!dcol) return out_of_memory(nth * imgs * P * K);
   int blas = nth > 1 ? kl_blas_single() : 1;
   #pragma omp parallel for schedule(dynamic) num_threads(nth) if (nth > 1)
   for (int64_t b = 0; b < nb; b++) {
     int64_t n0 = b * imgs, nimg = g->n - n0 < imgs ? g->n - n0 : imgs;
-    float *c = dcol + thread_id() * imgs * P * K;
+    float *c = dcol + kl_thread_id() * imgs * P * K;
     for (int64_t grp = 0; grp < g->groups; grp++) {
       kl_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nimg * P), (int)K, (int)og,
                   1.0f, dy + n0 * P * O + grp * og, (int)O, k + grp * og, (int)O, 0.0f, c, (int)K);
@@ -358,7 +339,7 @@ static int conv_backward_kernel(const conv_geom *g, const float *x, const float 
     return 0;
   }
   const int64_t br = block_rows(g), nb = (R + br - 1) / br;
-  const int nth = threads_for(R * K * O, nb);
+  const int nth = kl_threads_for(R * K * O, nb, PAR_WORK);
   float *col = kl_scratch((size_t)(nth * (br * K + K * O)));
   if (!col) return out_of_memory(nth * (br * K + K * O));
   float *part = col + nth * br * K;
@@ -367,7 +348,7 @@ static int conv_backward_kernel(const conv_geom *g, const float *x, const float 
   #pragma omp parallel for schedule(dynamic) num_threads(nth) if (nth > 1)
   for (int64_t b = 0; b < nb; b++) {
     int64_t r0 = b * br, r1 = r0 + br < R ? r0 + br : R;
-    int id = thread_id();
+    int id = kl_thread_id();
     float *c = col + id * br * K;
     for (int64_t grp = 0; grp < g->groups; grp++) {
       im2col(g, x, grp, r0, r1, c);

@@ -7,6 +7,9 @@
 #include <cblas.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* A buffer of at least n floats, valid until the next kl_scratch call on this
  * thread; NULL when out of memory. Contents are undefined. */
@@ -18,6 +21,28 @@ void kl_scratch_done(void);
  * (its own pool would fight ours). Returns what kl_blas_restore needs. */
 int kl_blas_single(void);
 void kl_blas_restore(int saved);
+
+/* Threads for a kernel that splits `blocks` independent blocks: one below
+ * min_work multiply-adds (waking the pool costs more than it saves), else the
+ * pool's size (which follows the machine's load, src/threads.c) up to blocks. */
+static inline int kl_threads_for(int64_t work, int64_t blocks, int64_t min_work) {
+#ifdef _OPENMP
+  if (work < min_work || blocks < 2) return 1;
+  int n = omp_get_max_threads();
+  return n < blocks ? n : (int)blocks;
+#else
+  (void)work; (void)blocks; (void)min_work;
+  return 1;
+#endif
+}
+/* This thread's index in the running team (its slice of a per-thread buffer). */
+static inline int kl_thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
 
 /* Every sgemm/sgemv of the core goes through these: cblas plus a count of the
  * floating-point operations done, so `make bench` can print how far a step is
