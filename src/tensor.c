@@ -350,7 +350,9 @@ static void strided_copy(const kl_tensor *t, float *out) {
     int64_t off = 0;
     for (int i = 0; i < nd - 1; i++) off += idx[i] * t->strides[i];
     const float *p = t->data + off;
-    for (int64_t j = 0; j < inner; j++) out[j] = p[j * s];
+    if (s == 1) memcpy(out, p, sizeof(float) * inner);
+    else if (s == 0) { float v = p[0]; for (int64_t j = 0; j < inner; j++) out[j] = v; }   /* a broadcast axis */
+    else for (int64_t j = 0; j < inner; j++) out[j] = p[j * s];
     out += inner;
     for (int i = nd - 2; i >= 0; i--) { if (++idx[i] < t->dims[i]) break; idx[i] = 0; }
   }

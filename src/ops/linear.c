@@ -60,13 +60,13 @@ int op_linear_bwd(kl_tensor **in, int n, kl_tensor *y, const kl_attrs *a, kl_ten
   kl_attrs tr = {0};
   tr.nints = 2;
   int rc = 0;
-  if (kl_need_grad(0)) { tr.ints[0] = 0; tr.ints[1] = 1; rc |= !(gin[0] = kl_call(KL_OP_matmul, gz, in[1], NULL, &tr)); }
-  if (!rc && kl_need_grad(1)) { tr.ints[0] = 1; tr.ints[1] = 0; rc |= !(gin[1] = kl_call(KL_OP_matmul, in[0], gz, NULL, &tr)); }
-  if (!rc && kl_need_grad(2)) {
+  if (kl_need_grad(2)) {   /* first, while gz is still in cache */
     kl_attrs s = {0};
     s.naxes = 1; s.axes[0] = 0;
     rc |= !(gin[2] = kl_call(KL_OP_sum, gz, NULL, NULL, &s));
   }
+  if (!rc && kl_need_grad(0)) { tr.ints[0] = 0; tr.ints[1] = 1; rc |= !(gin[0] = kl_call(KL_OP_matmul, gz, in[1], NULL, &tr)); }
+  if (!rc && kl_need_grad(1)) { tr.ints[0] = 1; tr.ints[1] = 0; rc |= !(gin[1] = kl_call(KL_OP_matmul, in[0], gz, NULL, &tr)); }
   kl_tensor_release(gz);
   return rc ? -1 : 0;
 }

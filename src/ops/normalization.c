@@ -204,14 +204,70 @@ static int check_ln(kl_tensor **in, int64_t *N) {
   return 0;
 }
 
-/* Row statistics: mean and 1/sqrt(var + eps), two passes in double. */
-static void row_stats(const float *X, int64_t N, double eps, double *mean, double *rstd) {
-  double s = 0, v = 0;
-  for (int64_t j = 0; j < N; j++) s += X[j];
-  s /= (double)N;
-  for (int64_t j = 0; j < N; j++) { double d = X[j] - s; v += d * d; }
-  *mean = s;
-  *rstd = 1.0 / sqrt(v / (double)N + eps);
+/* Per-row sums in 8-float vectors (two SSE halves where AVX is missing) with
+ * one horizontal add per row: a row of LayerNormalization is short (64
+ * features), where `omp simd` reductions spend most of their time in a
+ * scalar epilogue. Several partial sums are no less accurate than one
+ * running sum; Keras computes the moments in float32 too. */
+#define KL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+/* macros, not functions: a vector argument or result changes the ABI of the baseline clone */
+#define load8(p) (*(const v8f *)(p))
+#define hsum8(v) ({ v8f h_ = (v); ((h_[0] + h_[4]) + (h_[1] + h_[5])) + ((h_[2] + h_[6]) + (h_[3] + h_[7])); })
+
+/* One row's mean and 1/sqrt(var + eps), in two passes (the variance of the
+ * centred values: no cancellation). */
+static inline void row_stats(const float *x, int64_t N, float eps, float *mean, float *rstd) {
+  v8f a = {0}, b = {0};
+  int64_t j = 0;
+  for (; j + 16 <= N; j += 16) { a += load8(x + j); b += load8(x + j + 8); }
+  float s = hsum8(a + b);
+  for (; j < N; j++) s += x[j];
+  float mu = s / (float)N;
+  a = b = (v8f){0};
+  for (j = 0; j + 16 <= N; j += 16) {
+    v8f d0 = load8(x + j) - mu, d1 = load8(x + j + 8) - mu;
+    a += d0 * d0; b += d1 * d1;
+  }
+  float v = hsum8(a + b);
+  for (; j < N; j++) { float d = x[j] - mu; v += d * d; }
+  *mean = mu;
+  *rstd = 1.0f / sqrtf(v / (float)N + eps);
+}
+
+KL_CLONES static void ln_rows_fwd(const float *X, const float *GA, const float *BE, float *Y, int64_t lo, int64_t hi,
+                                  int64_t N, float eps) {
+  for (int64_t i = lo; i < hi; i++) {
+    const float *x = X + i * N;
+    float *y = Y + i * N, mu, r;
+    row_stats(x, N, eps, &mu, &r);
+    #pragma omp simd
+    for (int64_t j = 0; j < N; j++) y[j] = (x[j] - mu) * r * GA[j] + BE[j];
+  }
+}
+
+/* One row of the backward: dx, and the row's terms of the gamma and beta
+ * gradients added to the column sums dg, db (doubles: summed over all rows). */
+KL_CLONES static void ln_row_bwd(const float *x, const float *dy, const float *GA, float *dx, int64_t N, float eps,
+                                 double *dg, double *db) {
+  float mu, r;
+  row_stats(x, N, eps, &mu, &r);
+  v8f a = {0}, b = {0};
+  int64_t j = 0;
+  for (; j + 8 <= N; j += 8) {
+    v8f dxh = load8(dy + j) * load8(GA + j);
+    a += dxh; b += dxh * ((load8(x + j) - mu) * r);
+  }
+  float s1 = hsum8(a), s2 = hsum8(b);
+  for (; j < N; j++) { float dxh = dy[j] * GA[j]; s1 += dxh; s2 += dxh * ((x[j] - mu) * r); }
+  s1 /= (float)N; s2 /= (float)N;
+  #pragma omp simd
+  for (j = 0; j < N; j++) {
+    float xh = (x[j] - mu) * r;
+    dx[j] = r * (dy[j] * GA[j] - s1 - xh * s2);
+    dg[j] += (double)(dy[j] * xh);
+    db[j] += (double)dy[j];
+  }
 }
 
 kl_tensor *op_layer_norm_fwd(kl_tensor **in, int n, const kl_attrs *a) {
@@ -224,12 +280,10 @@ kl_tensor *op_layer_norm_fwd(kl_tensor **in, int n, const kl_attrs *a) {
   kl_tensor *out = xc && gc && bc ? kl_tensor_empty(x->nd, x->dims) : NULL;
   if (out) {
     const float *X = xc->data, *GA = gc->data, *BE = bc->data;
-    float *Y = out->data;
-    double eps = a->f[0];
-    KL_PAR_FOR_W(M, x->count, i,
-      double mu, r;
-      row_stats(X + i * N, N, eps, &mu, &r);
-      for (int64_t j = 0; j < N; j++) Y[i * N + j] = (float)((X[i * N + j] - mu) * r) * GA[j] + BE[j];);
+    float *Y = out->data, eps = (float)a->f[0];
+    int64_t B = (8192 + N - 1) / N;   /* rows per block */
+    KL_PAR_FOR_W((M + B - 1) / B, x->count, blk,
+      int64_t lo = blk * B; ln_rows_fwd(X, GA, BE, Y, lo, M - lo < B ? M : lo + B, N, eps););
   }
   kl_tensor_release(xc); kl_tensor_release(gc); kl_tensor_release(bc);
   return out;
@@ -242,13 +296,12 @@ int op_layer_norm_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
   if (check_ln(in, &N) < 0) return -1;
   kl_tensor *x = in[0];
   int64_t M = N ? x->count / N : 0;
-  double eps = a->f[0];
+  float eps = (float)a->f[0];
   kl_tensor *xc = kl_tensor_contiguous(x), *gc = kl_tensor_contiguous(in[1]), *dc = kl_tensor_contiguous(g);
   kl_tensor *dx = xc && gc && dc ? kl_tensor_empty(x->nd, x->dims) : NULL;
-  kl_tensor *dga = dx ? kl_tensor_zeros(in[1]->nd, in[1]->dims) : NULL;
-  kl_tensor *dbe = dga ? kl_tensor_zeros(in[2]->nd, in[2]->dims) : NULL;
-  double *stats = dbe ? malloc(sizeof(double) * (size_t)(2 * M + 1)) : NULL;
-  double *acc = stats ? calloc((size_t)(2 * N + 1), sizeof(double)) : NULL;
+  kl_tensor *dga = dx ? kl_tensor_empty(in[1]->nd, in[1]->dims) : NULL;
+  kl_tensor *dbe = dga ? kl_tensor_empty(in[2]->nd, in[2]->dims) : NULL;
+  double *acc = dbe ? calloc((size_t)(2 * N + 1), sizeof(double)) : NULL;
   int rc = -1;
   if (!acc) {
     if (dbe) kl_failn("layer_norm: out of memory");
@@ -257,31 +310,12 @@ int op_layer_norm_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
   }
   const float *X = xc->data, *GA = gc->data, *DY = dc->data;
   float *DX = dx->data;
-  KL_PAR_FOR_W(M, x->count, i,
-    const float *xr = X + i * N, *dyr = DY + i * N;
-    double mu, r, s1 = 0, s2 = 0;
-    row_stats(xr, N, eps, &mu, &r);
-    stats[2 * i] = mu; stats[2 * i + 1] = r;
-    for (int64_t j = 0; j < N; j++) {
-      double xh = (xr[j] - mu) * r, dxh = (double)dyr[j] * GA[j];
-      s1 += dxh; s2 += dxh * xh;
-    }
-    s1 /= (double)N; s2 /= (double)N;
-    for (int64_t j = 0; j < N; j++) {
-      double xh = (xr[j] - mu) * r, dxh = (double)dyr[j] * GA[j];
-      DX[i * N + j] = (float)(r * (dxh - s1 - xh * s2));
-    });
-  COL_SUMS(M, N, 2, acc, i,
-    for (int64_t j = 0; j < N; j++) {
-      double dy = DY[i * N + j];
-      loc[j] += dy * (X[i * N + j] - stats[2 * i]) * stats[2 * i + 1];
-      loc[N + j] += dy;
-    });
+  COL_SUMS(M, N, 2, acc, i, ln_row_bwd(X + i * N, DY + i * N, GA, DX + i * N, N, eps, loc, loc + N););
   for (int64_t j = 0; j < N; j++) { dga->data[j] = (float)acc[j]; dbe->data[j] = (float)acc[N + j]; }
   gin[0] = dx; gin[1] = dga; gin[2] = dbe;
   rc = 0;
 done:
-  free(stats); free(acc);
+  free(acc);
   kl_tensor_release(xc); kl_tensor_release(gc); kl_tensor_release(dc);
   return rc;
 }

@@ -118,11 +118,14 @@ int op_slice_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_te
   return (gin[0] = kl_call(KL_OP__unslice, g, NULL, NULL, &u)) ? 0 : -1;
 }
 
-/* _unslice: zeros of the original shape with g written into the slice */
+/* _unslice: zeros of the original shape with g written into the slice. A
+ * slice that is one block of the output (the leading axis, step 1: e.g. a
+ * packed op's first part) is copied in and only the rest zeroed; otherwise
+ * the whole is zeroed and g copied in row by row. */
 kl_tensor *op__unslice_fwd(kl_tensor **in, int n, const kl_attrs *a) {
   int nd = (int)a->ints[4];
   if (a->nints != 5 + nd || nd < 1 || nd > KL_MAX_DIMS) return kl_fail("_unslice: bad attributes");
-  kl_tensor *out = kl_tensor_zeros(nd, a->ints + 5);
+  kl_tensor *out = kl_tensor_empty(nd, a->ints + 5);
   if (!out) return NULL;
   kl_tensor *view = op_slice_fwd(&out, 1, a);
   if (!view) { kl_tensor_release(out); return NULL; }
@@ -131,13 +134,26 @@ kl_tensor *op__unslice_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     return kl_fail("_unslice: gradient of shape %s does not match the slice", KL_SHAPE(in[0]));
   }
   kl_tensor *gc = kl_tensor_contiguous(in[0]);
-  /* copy gc into the strided view */
-  int64_t idx[KL_MAX_DIMS] = {0};
-  for (int64_t i = 0; gc && i < gc->count; i++) {
-    int64_t off = 0;
-    for (int d = 0; d < view->nd; d++) off += idx[d] * view->strides[d];
-    view->data[off] = gc->data[i];
-    for (int d = view->nd - 1; d >= 0; d--) { if (++idx[d] < view->dims[d]) break; idx[d] = 0; }
+  if (!gc) { kl_tensor_release(view); kl_tensor_release(out); return NULL; }
+  if (view->contiguous && view->count) {
+    int64_t lo = view->data - out->data, hi = lo + view->count;
+    memset(out->data, 0, sizeof(float) * lo);
+    memcpy(view->data, gc->data, sizeof(float) * view->count);
+    memset(out->data + hi, 0, sizeof(float) * (out->count - hi));
+  } else {
+    memset(out->data, 0, sizeof(float) * out->count);
+    /* copy gc into the strided view, a run along the last axis at a time */
+    int vnd = view->nd;
+    int64_t idx[KL_MAX_DIMS] = {0}, inner = view->dims[vnd - 1], s = view->strides[vnd - 1];
+    const float *src = gc->data;
+    for (int64_t o = 0; inner && o < gc->count / inner; o++) {
+      int64_t off = 0;
+      for (int d = 0; d < vnd - 1; d++) off += idx[d] * view->strides[d];
+      float *dst = view->data + off;
+      for (int64_t j = 0; j < inner; j++) dst[j * s] = src[j];
+      src += inner;
+      for (int d = vnd - 2; d >= 0; d--) { if (++idx[d] < view->dims[d]) break; idx[d] = 0; }
+    }
   }
   kl_tensor_release(gc);
   kl_tensor_release(view);

@@ -56,9 +56,15 @@ function Dense:call(x)
   local want, got = tonumber(kernel.dims[0]), tonumber(x.dims[nd - 1])
   if got ~= want then self:raise("expected last input dimension %d, got %d", want, got) end
   local code = self.use_bias and fused_code[self.activation]
-  if code and nd == 2 then
-    -- matmul + bias + activation in one op: one pass over the output
-    return core.op("linear", x, kernel, self.bias, { ints = code })
+  if code then
+    -- matmul + bias + activation in one op: one pass over the output. A
+    -- higher rank (..., K) is folded into rows (M, K) for it (reshapes are
+    -- views) and its leading axes put back.
+    if nd == 2 then return core.op("linear", x, kernel, self.bias, { ints = code }) end
+    local shape = x:shape()
+    local y = core.op("linear", core.op("reshape", x, nil, nil, { ints = { -1, want } }), kernel, self.bias, { ints = code })
+    shape[nd] = self.units
+    return core.op("reshape", y, nil, nil, { ints = shape })
   end
   local y = core.op("matmul", x, kernel)
   if self.use_bias then y = core.op("add", y, self.bias) end
