@@ -118,7 +118,10 @@ void kl_threads_tick(void) {
     if (others < 0) others = 0;
     other_load = other_load < 0 ? others : 0.5 * other_load + 0.5 * others;
     double free_cpus = host_cpus - other_load;
-    int want = (int)(free_cpus + 0.35);   /* a core counts as free while others use under ~0.65 of it */
+    /* Rounded: a core is free while others use under half of it. One busy
+     * process beside our two spinning threads gets 2/3 of a core (1.33 free:
+     * one thread); a load of a third of a core keeps both. */
+    int want = (int)(free_cpus + 0.5);
     if (want > limit) want = limit;
     if (want < 1) want = 1;
     if (want != in_use) apply(want);
