@@ -57,6 +57,16 @@ def glorot(layer):
     return layer
 
 
+def ce_step(model, opt, x, y):
+    """One training step of model on (x, y) with cross-entropy from logits."""
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def mlp_model():
     return nn.Sequential(glorot(nn.Linear(784, 256)), nn.ReLU(), glorot(nn.Linear(256, 256)), nn.ReLU(), glorot(nn.Linear(256, 10)))
 
@@ -66,11 +76,7 @@ def mlp():
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
 
-    def step():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+    step = ce_step(model, opt, x, y)
     timed("mlp", step, 200)
 
 
@@ -125,11 +131,7 @@ def cnn():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
 
-    def step():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+    step = ce_step(model, opt, x, y)
     timed("cnn", step, 60)
 
 
@@ -227,11 +229,7 @@ def transformer():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     ids, y = torch.randint(0, 1000, (32, 64)), torch.randint(0, 10, (32,))
 
-    def step():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(ids), y)
-        loss.backward()
-        opt.step()
+    step = ce_step(model, opt, ids, y)
     timed("transformer", step, 40)
 
 
@@ -259,11 +257,7 @@ def resnet():
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = torch.rand(64, 3, 32, 32), torch.randint(0, 10, (64,))
 
-    def step():
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+    step = ce_step(model, opt, x, y)
     timed("resnet", step, 20, warmup=3)
 
 
