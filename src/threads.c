@@ -27,7 +27,7 @@ void openblas_set_num_threads(int);
 
 enum { SAMPLE_NS = 100 * 1000 * 1000 };   /* re-evaluate the load every 100 ms */
 
-static int initialised, adaptive = 1, limit = 1, in_use = 1;
+static int initialised, adaptive, limit = 1, in_use = 1;
 static int host_cpus = 1;
 static double other_load = -1;   /* smoothed runnable tasks that are not ours; < 0: none yet */
 static int64_t next_sample;
@@ -46,18 +46,29 @@ static int env_threads(const char *name) {
   return end != s && v >= 1 && v <= 4096 ? (int)v : 0;
 }
 
-static void init(void) {
-  initialised = 1;
+static int64_t last_wall;
+static double last_busy, last_own;
+
+/* Adapt to the load from now on, up to every core this process may run on. */
+static void adapt(void) {
   cpu_set_t set;
   int affinity = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+  limit = affinity > 0 ? affinity : host_cpus;
+  adaptive = access("/proc/stat", R_OK) == 0;
+  other_load = -1;
+  next_sample = 0;
+  last_wall = 0;
+  apply(limit);
+}
+
+static void init(void) {
+  initialised = 1;
   long online = sysconf(_SC_NPROCESSORS_ONLN);
   host_cpus = online > 0 ? (int)online : 1;
-  limit = affinity > 0 ? affinity : host_cpus;
   int fixed = env_threads("KLUA_NUM_THREADS");
   if (!fixed) fixed = env_threads("OMP_NUM_THREADS");
-  if (fixed) { adaptive = 0; limit = fixed; }
-  if (access("/proc/stat", R_OK) != 0) adaptive = 0;
-  apply(limit);
+  if (fixed) { adaptive = 0; limit = fixed; apply(fixed); }
+  else adapt();
 }
 
 static int64_t now_ns(void) {
@@ -98,9 +109,6 @@ static double process_cpu_seconds(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int64_t last_wall;
-static double last_busy, last_own;
-
 void kl_threads_tick(void) {
   if (!initialised) init();
   if (!adaptive) return;
@@ -133,16 +141,7 @@ void kl_threads_tick(void) {
 
 void kl_set_num_threads(int n) {
   if (!initialised) init();
-  if (n < 1) {   /* back to adapting to the load, up to every core we may run on */
-    cpu_set_t set;
-    limit = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : host_cpus;
-    adaptive = access("/proc/stat", R_OK) == 0;
-    other_load = -1;
-    next_sample = 0;
-    last_wall = 0;
-    apply(limit);
-    return;
-  }
+  if (n < 1) { adapt(); return; }
   adaptive = 0;
   limit = n;
   apply(n);

@@ -19,15 +19,17 @@ local function work(seconds)
   while utils.now() - t0 < seconds do x = klua.ops.matmul(x, x) * 0.01 end
 end
 
--- Starts n busy processes; returns a function that stops them.
-local function busy(n)
+-- Runs fn while n busy processes keep the cores busy; stops them even when fn fails.
+local function beside_busy(n, fn)
   local pids = {}
   for _ = 1, n do
     local p = io.popen("sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $!")
     pids[#pids + 1] = p:read("*l")
     p:close()
   end
-  return function() os.execute("kill " .. table.concat(pids, " ") .. " 2>/dev/null") end
+  local ok, err = pcall(fn)
+  os.execute("kill " .. table.concat(pids, " ") .. " 2>/dev/null")
+  assert(ok, err)
 end
 
 describe("the thread pool", function()
@@ -42,24 +44,18 @@ describe("the thread pool", function()
   end)
 
   it("uses one thread while other processes keep every core busy", function()
-    local stop = busy(cpus())
-    local ok, err = pcall(function()
+    beside_busy(cpus(), function()
       work(0.6)
       assert.equal(1, klua.get_num_threads())
     end)
-    stop()
-    assert(ok, err)
   end)
 
   it("keeps a count the user fixed, however busy the machine", function()
     klua.set_num_threads(2)
-    local stop = busy(cpus())
-    local ok, err = pcall(function()
+    beside_busy(cpus(), function()
       work(0.3)
       assert.equal(2, klua.get_num_threads())
     end)
-    stop()
-    assert(ok, err)
   end)
 
   it("names the function and the value it got for a bad count", function()
