@@ -201,6 +201,21 @@ describe("MaxPooling2D and AveragePooling2D", function()
     near(g[1], ref.max_pool2d_same.dx, 1e-6, "dx")
   end)
 
+  it("route a tied window's gradient to its first maximum in row-major order, per channel", function()
+    -- one 2x2 window, 2 channels: channel 1 ties at positions 2 and 4, channel 2 at 1 and 3
+    local x = klua.tensor({ { { { 1, 5 }, { 3, 2 } }, { { 0, 5 }, { 3, 4 } } } })
+    local tape = klua.GradientTape()
+    tape:watch(x)
+    local y
+    local loss = tape:record(function()
+      y = L.MaxPooling2D(2)(x)
+      return ops.sum(y * klua.tensor({ { { { 10, 20 } } } }))
+    end)
+    assert.are.same({ 3, 5 }, y:reshape({ 2 }):totable())
+    local dx = tape:gradient(loss, { x })[1]
+    assert.are.same({ { { { 0, 20 }, { 10, 0 } }, { { 0, 0 }, { 0, 0 } } } }, dx:totable())
+  end)
+
   it("max-pool overlapping windows", function()
     near(L.MaxPooling2D(3, { strides = 1 })(det({ 1, 5, 6, 2 }, 30)), ref.max_pool2d_overlap.y, 1e-6)
   end)

@@ -118,24 +118,39 @@ static kl_tensor *max_pool_fwd(const char *op, int rank, kl_tensor **in, const k
   return y;
 }
 
+/* One window position s of a max-pool scan: channels where s beats the best so
+ * far take its value and its spatial index at. Branch-free selects, so the
+ * channel loop vectorizes (random data would mispredict half the branches). */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void argmax_step(const float *s, float *bv, int32_t *bi, int32_t at, int64_t C) {
+  for (int64_t c = 0; c < C; c++) {
+    int gt = s[c] > bv[c];
+    bv[c] = gt ? s[c] : bv[c];
+    bi[c] = gt ? at : bi[c];
+  }
+}
+
 /* The gradient goes to the first maximum of each window (recomputed here, so
  * the forward stores nothing); overlapping windows add up. */
 static int max_pool_bwd(const char *op, int rank, kl_tensor **in, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
   pool_geom g;
   if (pool_setup(op, rank, in[0], a, &g) < 0) return -1;
+  const int64_t C = g.c, P = g.od * g.oh * g.ow, positions = g.d * g.h * g.w, vol = positions * C;
+  /* the argmax is kept as a 32-bit spatial index so that it vectorizes with the float compare */
+  if (positions > INT32_MAX) return kl_failn("%s: images of more than 2^31 positions are not supported, got %s", op, KL_SHAPE(in[0]));
   kl_tensor *x = kl_tensor_contiguous(in[0]), *go = kl_tensor_contiguous(gout);
   kl_tensor *dx = x && go ? kl_tensor_zeros(x->nd, x->dims) : NULL;
-  int64_t *best = dx ? malloc(sizeof(int64_t) * g.c * g.n) : NULL;
-  if (!best) {
+  float *scratch = dx ? malloc((sizeof(float) + sizeof(int32_t)) * g.c * g.n) : NULL;
+  if (!scratch) {
     kl_release_all(3, (kl_tensor *[]){x, go, dx});
     return dx ? kl_failn("%s: out of memory", op) : -1;
   }
   const float *xd = x->data, *gd = go->data;
   float *dxd = dx->data;
-  const int64_t C = g.c, P = g.od * g.oh * g.ow, vol = g.d * g.h * g.w * C;
   /* Images are independent: one thread per image, no write conflicts. */
   KL_PAR_FOR_W(g.n, g.n * P * C * g.pd * g.ph * g.pw, nn,
-    int64_t *bi = best + nn * C;
+    float *bv = scratch + nn * C;
+    int32_t *bi = (int32_t *)(scratch + g.n * C) + nn * C;
     const float *img = xd + nn * vol;
     float *dimg = dxd + nn * vol;
     for (int64_t p = 0; p < P; p++) {
@@ -143,19 +158,19 @@ static int max_pool_bwd(const char *op, int rank, kl_tensor **in, const kl_attrs
       pool_window w = line_window(&g, (nn * P + p) / g.ow, &unused);
       clip_window(p % g.ow, g.pw, g.sw, g.pl, g.w, &w.x0, &w.x1);
       const float *o = gd + (nn * P + p) * C;
-      int64_t first = ((w.z0 * g.h + w.y0) * g.w + w.x0) * C;
-      for (int64_t c = 0; c < C; c++) bi[c] = first + c;
+      int32_t first = (int32_t)((w.z0 * g.h + w.y0) * g.w + w.x0);
+      memcpy(bv, img + first * C, sizeof(float) * C);
+      for (int64_t c = 0; c < C; c++) bi[c] = first;
       for (int64_t iz = w.z0; iz < w.z1; iz++)
         for (int64_t iy = w.y0; iy < w.y1; iy++)
           for (int64_t ix = w.x0; ix < w.x1; ix++) {
-            int64_t base = ((iz * g.h + iy) * g.w + ix) * C;
-            for (int64_t c = 0; c < C; c++)
-              if (img[base + c] > img[bi[c]]) bi[c] = base + c;
+            int32_t at = (int32_t)((iz * g.h + iy) * g.w + ix);
+            if (at != first) argmax_step(img + at * C, bv, bi, at, C);
           }
-      for (int64_t c = 0; c < C; c++) dimg[bi[c]] += o[c];
+      for (int64_t c = 0; c < C; c++) dimg[bi[c] * C + c] += o[c];
     }
   );
-  free(best);
+  free(scratch);
   kl_tensor_release(x);
   kl_tensor_release(go);
   gin[0] = dx;
