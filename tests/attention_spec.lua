@@ -20,13 +20,14 @@ local function close(a, b, tol, what)
 end
 
 -- The output, the attention scores and the gradients of sum(out * r1) + sum(scores * r2)
--- with respect to the inputs and every weight; r2 = nil leaves the scores out of the loss.
-local function run(mha, inputs, kw, r1, r2)
+-- with respect to the inputs and every weight; r2 = nil leaves the scores out of the loss,
+-- scores = false leaves them out of the call (the fused path then returns the context alone).
+local function run(mha, inputs, kw, r1, r2, scores)
   local tape = klua.GradientTape()
   tape:start()
   for _, x in ipairs(inputs) do tape:watch(x) end
   local args = { unpack(inputs) }
-  kw.return_attention_scores = true
+  kw.return_attention_scores = scores ~= false or nil
   args[#args + 1] = kw
   local y, s = mha(unpack(args))
   local loss = ops.sum(y * r1)
@@ -40,10 +41,19 @@ local function run(mha, inputs, kw, r1, r2)
   return y, s, grads
 end
 
--- Runs the layer on both paths and compares everything.
+local function same_grads(ga, gb, what)
+  assert.are.equal(#gb, #ga)
+  for i = 1, #gb do
+    assert(ga[i] ~= nil and gb[i] ~= nil, what .. " " .. i .. " is missing")
+    close(ga[i], gb[i], 1e-5, what .. " " .. i)
+  end
+end
+
+-- Runs the layer on both paths and compares everything, with the scores
+-- returned and without (the fused op's context-only form).
 local function same_on_both_paths(mha, inputs, kw, with_scores)
-  local kw2 = {}
-  for k, v in pairs(kw) do kw2[k] = v end
+  local kw2, kw3, kw4 = {}, {}, {}
+  for k, v in pairs(kw) do kw2[k], kw3[k], kw4[k] = v, v, v end
   local y = mha(unpack(inputs))   -- builds
   local r1 = normal(y:shape())
   local _, s = mha(inputs[1], inputs[2], inputs[3], { return_attention_scores = true })
@@ -55,11 +65,14 @@ local function same_on_both_paths(mha, inputs, kw, with_scores)
   mha._composed = nil
   close(yf, yc, 1e-5, "output")
   close(sf, sc, 1e-5, "attention scores")
-  assert.are.equal(#gc, #gf)
-  for i = 1, #gc do
-    assert(gf[i] ~= nil and gc[i] ~= nil, "gradient " .. i .. " is missing")
-    close(gf[i], gc[i], 1e-5, "gradient " .. i)
-  end
+  same_grads(gf, gc, "gradient")
+  local yo, so, go = run(mha, inputs, kw3, r1, nil, false)
+  mha._composed = true
+  local _, _, gco = run(mha, inputs, kw4, r1, nil, false)
+  mha._composed = nil
+  assert.is_nil(so)
+  close(yo, yc, 1e-5, "output without the scores")
+  same_grads(go, gco, "gradient without the scores")
   return yf, sf
 end
 
@@ -151,6 +164,52 @@ describe("MultiHeadAttention's fused attention", function()
     local infer = mha(q, v)
     close(mha(q, v, { training = false }), infer, 0, "inference")
     assert.is_true(max_abs_diff(mha(q, v, { training = true }), infer) > 1e-3)
+  end)
+end)
+
+-- The attention composed from ops: q (B,Tq,H,K), k (B,Tv,H,K), v (B,Tv,H,V), a mask
+-- (B,1|H,Tq,Tv) or nil -> the context (B,Tq,H,V).
+local function composed(q, k, v, mask, scale)
+  local tr = { 1, 3, 2, 4 }
+  local s = ops.matmul(ops.transpose(q, tr) * scale, ops.transpose(k, tr), { transpose_b = true })
+  if mask ~= nil then s = s + (1 - mask) * -1e9 end
+  return ops.transpose(ops.matmul(ops.softmax(s, -1), ops.transpose(v, tr)), tr)
+end
+
+-- fn(q, k, v)'s value and the gradients of sum(fn(q, k, v) * r).
+local function value_and_grads(fn, q, k, v, r)
+  local tape = klua.GradientTape()
+  tape:start()
+  for _, x in ipairs { q, k, v } do tape:watch(x) end
+  local y = fn(q, k, v)
+  local loss = ops.sum(y * r)
+  tape:stop()
+  return y, tape:gradient(loss, { q, k, v })
+end
+
+describe("nn.attention_context", function()
+  local q, k, v = normal({ 2, 3, 4, 5 }), normal({ 2, 6, 4, 5 }), normal({ 2, 6, 4, 7 })
+  local r = normal({ 2, 3, 4, 7 })
+  local mask = ops.cast(ops.greater(normal({ 2, 3, 6 }), -0.3))
+  local per_head = ops.cast(ops.greater(normal({ 2, 4, 3, 6 }), -0.3))
+  for _, case in ipairs {
+    { "without a mask" },
+    { "with a (B,Tq,Tv) mask", mask, ops.reshape(mask, { 2, 1, 3, 6 }) },
+    { "with a mask per head", per_head, per_head },
+  } do
+    it("gives the composed path's context and gradients " .. case[1], function()
+      local yf, gf = value_and_grads(function(a, b, c) return nn.attention_context(a, b, c, case[2], 0.6) end, q, k, v, r)
+      local yc, gc = value_and_grads(function(a, b, c) return composed(a, b, c, case[3], 0.6) end, q, k, v, r)
+      close(yf, yc, 1e-5, "context")
+      same_grads({ gf[1], gf[2], gf[3] }, { gc[1], gc[2], gc[3] }, "gradient")
+    end)
+  end
+
+  it("returns exactly nn.attention's context, and no probabilities", function()
+    local ctx, p = nn.attention_context(q, k, v, mask)
+    assert.is_nil(p)
+    assert.are.same({ 2, 3, 4, 7 }, ctx:shape())
+    assert.are.equal(0, max_abs_diff(ctx, (nn.attention(q, k, v, mask))))
   end)
 end)
 

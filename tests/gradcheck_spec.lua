@@ -266,6 +266,7 @@ end
 -- stops depending on q and k, and only the analytic gradient (Keras's too) stays nonzero.
 do
   local att = function(q, k, v, m) return core.op_n("attention", { q, k, v, m }, { f = { 0.7 } }) end
+  local att_ctx = function(q, k, v, m) return core.op_n("attention", { q, k, v, m }, { f = { 0.7 }, ints = { 1 } }) end
   local mask = idx { { { 1, 1, 0, 1 }, { 0, 1, 1, 1 }, { 1, 0, 0, 0 } }, { { 1, 1, 1, 1 }, { 1, 0, 1, 0 }, { 0, 0, 1, 1 } } }
   local causal = idx { { { 1, 0, 0, 0 }, { 1, 1, 0, 0 }, { 1, 1, 1, 0 } } }
   local per_head = idx { { { { 1, 0, 1, 1 }, { 1, 1, 0, 0 }, { 0, 0, 0, 1 } }, { { 1, 1, 1, 1 }, { 0, 1, 1, 0 }, { 1, 0, 1, 0 } } } }
@@ -277,6 +278,10 @@ do
       inputs = { signed, signed, signed, causal }, call = att },
     { shapes = { { 1, 3, 2, 2 }, { 1, 4, 2, 2 }, { 1, 4, 2, 2 }, { 1, 2, 3, 4 } }, wrt = { 1, 2, 3 },   -- a mask per head
       inputs = { signed, signed, signed, per_head }, call = att },
+    -- ints[0] = 1: the context alone (nn.attention_context), its gradient without a probabilities part
+    { shapes = { { 2, 3, 2, 3 }, { 2, 4, 2, 3 }, { 2, 4, 2, 2 } }, call = att_ctx },
+    { shapes = { { 2, 3, 2, 3 }, { 2, 4, 2, 3 }, { 2, 4, 2, 2 }, { 2, 3, 4 } }, wrt = { 1, 2, 3 },
+      inputs = { signed, signed, signed, mask }, call = att_ctx },
   }
 end
 

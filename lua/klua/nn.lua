@@ -360,6 +360,19 @@ function nn.batch_norm(x, mean, var, gamma, beta, eps)
   return r
 end
 
+-- The attention op; context_only: its output is the context alone (ints[0] = 1).
+local function attention_op(q, k, v, mask, scale, context_only)
+  local list = { T(q), T(k), T(v), mask ~= nil and T(mask) or nil }
+  local n = #list
+  local at = core.fresh_attrs()
+  at.f[0] = scale or 0
+  at.ints[0] = context_only and 1 or 0
+  for i = 1, n do inbuf[i - 1] = list[i].p end
+  local out = core.wrap(C.kl_op_n(core.op_ids.attention, n, inbuf, at))
+  for i = 1, n do inbuf[i - 1] = nil end
+  return out, list
+end
+
 --- attention(q, k, v, mask, scale): the fused scaled dot-product attention
 -- (src/ops/attention.c) over q (B,Tq,H,K), k (B,Tv,H,K), v (B,Tv,H,V), with an
 -- optional mask (1 = attend; masked logits get -1e9 added, as Keras's) that
@@ -368,18 +381,20 @@ end
 -- probabilities (B,H,Tq,Tv), both views of the op's one packed output and
 -- both differentiable.
 function nn.attention(q, k, v, mask, scale)
-  local list = { T(q), T(k), T(v), mask ~= nil and T(mask) or nil }
-  local n = #list
-  local at = core.fresh_attrs()
-  at.f[0] = scale or 0
-  for i = 1, n do inbuf[i - 1] = list[i].p end
-  local packed = core.wrap(C.kl_op_n(core.op_ids.attention, n, inbuf, at))
-  for i = 1, n do inbuf[i - 1] = nil end
+  local packed, list = attention_op(q, k, v, mask, scale, false)
   local B, Tq, H, V = tonumber(list[1].dims[0]), tonumber(list[1].dims[1]), tonumber(list[1].dims[2]), tonumber(list[3].dims[3])
   local nctx, total = B * Tq * H * V, tonumber(packed.count)
   local ctx = core.op("slice", packed, nil, nil, { ints = { 0, 0, nctx } })
   local probs = core.op("slice", packed, nil, nil, { ints = { 0, nctx, total } })
   return reshape(ctx, { B, Tq, H, V }), reshape(probs, { B, H, Tq, tonumber(list[2].dims[1]) })
+end
+
+--- attention_context(q, k, v, mask, scale): nn.attention's context (B,Tq,H,V)
+-- alone, for callers that do not use the probabilities: the op keeps them for
+-- its backward without making them an output, so the gradient step builds and
+-- reads no zeros for them.
+function nn.attention_context(q, k, v, mask, scale)
+  return (attention_op(q, k, v, mask, scale, true))
 end
 
 -- Metric kernels (src/kernels/metrics.c) --------------------------------------

@@ -9,15 +9,18 @@
  * H*K or H*V); threads take (b, h) pairs with OpenBLAS single-threaded inside.
  *
  * An op returns one tensor, so P, which the backward needs, is packed after
- * the context (as the recurrent kernels pack their states, rnn.c):
- *   out = flat [ctx (B,Tq,H,V) | probs (B,H,Tq,Tv)]
- * nn.attention returns both parts as views. Both are differentiable:
+ * the context (as the recurrent kernels pack their states, rnn.c) in one
+ * storage [ctx (B,Tq,H,V) | probs (B,H,Tq,Tv)]. What the op returns:
+ *   ints[0] = 0: all of it, flat; nn.attention returns both parts as views,
+ *                both differentiable (the gradient has the packed size too);
+ *   ints[0] = 1: the context only, (B,Tq,H,V), over the first part of the
+ *                same storage (nn.attention_context). The tape keeps the
+ *                output tensor, so the backward still finds P behind it, and
+ *                the gradient it gets is the context's alone: no zeros for P.
  *   dV = Pᵀ dO, dP = dO Vᵀ + g_probs, dS = P ⊙ (dP − rowsum(dP ⊙ P)),
  *   dQ = scale dS K, dK = scale dSᵀ Q.
  * P is the only attention-sized buffer the op keeps; the backward works in
- * one Tq×Tv scratch block per thread. (The gradient it receives has the packed
- * shape too: when only the context is used, the tape fills its probs part
- * with zeros.) The mask gets no gradient. */
+ * one Tq×Tv scratch block per thread. The mask gets no gradient. */
 #include "core.h"
 #include "ops/scratch.h"
 #include <cblas.h>
@@ -138,6 +141,12 @@ kl_tensor *op_attention_fwd(kl_tensor **in, int n, const kl_attrs *at) {
   if (!out) { att_release(&a); return NULL; }
   const float *Q = a.q->data, *Kd = a.kk->data, *Vd = a.vv->data, *M = a.mask ? a.mask->data : NULL;
   float *ctx = out->data, *probs = out->data + nctx;
+  if (at->ints[0]) {   /* the context only: a view of the packed storage, which it keeps alive */
+    kl_tensor *packed = out;
+    out = kl_tensor_view(packed, 4, (int64_t[]){B, Tq, H, V}, (int64_t[]){Tq * H * V, H * V, V, 1}, 0);
+    kl_tensor_release(packed);
+    if (!out) { att_release(&a); return NULL; }
+  }
   const float scale = a.scale;
   const int nth = threads_for(&a);
   int blas = nth > 1 ? kl_blas_single() : 1;
@@ -172,8 +181,9 @@ int op_attention_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *at, 
       (need_v && !(dv = kl_tensor_empty(4, in[2]->dims))))
     goto done;
   if (!(scratch = kl_scratch(B * H > 0 ? (size_t)(nth * Tq * Tv) : 1))) { kl_failn("attention: out of memory for %d x %lld x %lld floats of scratch", nth, (long long)Tq, (long long)Tv); goto done; }
+  /* out->data starts the packed storage in both forms */
   const float *Q = a.q->data, *Kd = a.kk->data, *Vd = a.vv->data, *probs = out->data + nctx;
-  const float *G = gc->data, *Gp = gc->data + nctx;
+  const float *G = gc->data, *Gp = at->ints[0] ? NULL : gc->data + nctx;
   const float scale = a.scale;
   int blas = nth > 1 ? kl_blas_single() : 1;
   #pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
@@ -184,8 +194,8 @@ int op_attention_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *at, 
     float *dS = scratch + kl_thread_id() * Tq * Tv;
     if (need_v) gemm(CblasTrans, CblasNoTrans, Tv, V, Tq, 1.0f, P, Tv, G + oo, H * V, 0.0f, dv->data + vo, H * V);
     if (need_q || need_k) {
-      memcpy(dS, Gp + bh * Tq * Tv, sizeof(float) * Tq * Tv);
-      gemm(CblasNoTrans, CblasTrans, Tq, Tv, V, 1.0f, G + oo, H * V, Vd + vo, H * V, 1.0f, dS, Tv);
+      if (Gp) memcpy(dS, Gp + bh * Tq * Tv, sizeof(float) * Tq * Tv);
+      gemm(CblasNoTrans, CblasTrans, Tq, Tv, V, 1.0f, G + oo, H * V, Vd + vo, H * V, Gp ? 1.0f : 0.0f, dS, Tv);
       softmax_grad(P, dS, Tq, Tv);
       if (need_q) gemm(CblasNoTrans, CblasNoTrans, Tq, K, Tv, scale, dS, Tv, Kd + ko, H * K, 0.0f, dq->data + qo, H * K);
       if (need_k) gemm(CblasTrans, CblasNoTrans, Tv, K, Tq, scale, dS, Tv, Q + qo, H * K, 0.0f, dk->data + ko, H * K);

@@ -4,8 +4,10 @@
 -- attention weights when training, and an output projection (num_heads,
 -- value_dim, output_dim). The attention itself is one fused C op over every
 -- (batch, head) on the projections' own (B,T,heads,dim) layout
--- (nn.attention, src/ops/attention.c); only dropout on the attention weights
--- while training takes the path composed from batched matmuls and softmax.
+-- (src/ops/attention.c: nn.attention, or nn.attention_context when the scores
+-- are not returned, so that the backward builds no gradient for them); only
+-- dropout on the attention weights while training takes the path composed
+-- from batched matmuls and softmax.
 --   mha(query, value[, key], {attention_mask=, use_causal_mask=, return_attention_scores=, training=})
 local core = require("klua.core")
 local Layer = require("klua.layer")
@@ -167,8 +169,10 @@ function MultiHeadAttention:call(query, ...)
   -- layer._composed = true forces the composed path (the specs compare the two)
   if (kw.training and self.dropout > 0) or rawget(self, "_composed") then
     ctx, probs = self:_composed_attention(q, k, v, mask, kw.training)
-  else
+  elseif kw.return_attention_scores then
     ctx, probs = nn.attention(q, k, v, mask, 1 / math.sqrt(K))
+  else   -- the common case: no gradient for the probabilities to build
+    ctx = nn.attention_context(q, k, v, mask, 1 / math.sqrt(K))
   end
   local B, Tq, out_dim = tonumber(query.dims[0]), tonumber(query.dims[1]), tonumber(self.output_kernel.dims[2])
   local out = affine(ops.reshape(ctx, { B * Tq, H * V }), ops.reshape(self.output_kernel, { H * V, out_dim }), self.output_bias)
