@@ -118,15 +118,33 @@ static kl_tensor *max_pool_fwd(const char *op, int rank, kl_tensor **in, const k
   return y;
 }
 
-/* One window position s of a max-pool scan: channels where s beats the best so
- * far take its value and its spatial index at. Branch-free selects, so the
- * channel loop vectorizes (random data would mispredict half the branches). */
+/* One image of the max-pool backward: for every window, each channel's first
+ * maximum (bv: its value, bi: its spatial index) gets the gradient. The channel
+ * loop uses branch-free selects so that it vectorizes (random data would
+ * mispredict half the branches); compiled per ISA with the scan inlined. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void argmax_step(const float *s, float *bv, int32_t *bi, int32_t at, int64_t C) {
-  for (int64_t c = 0; c < C; c++) {
-    int gt = s[c] > bv[c];
-    bv[c] = gt ? s[c] : bv[c];
-    bi[c] = gt ? at : bi[c];
+static void max_pool_bwd_image(const pool_geom *g, int64_t nn, const float *img, const float *gd, float *dimg,
+                               float *bv, int32_t *bi) {
+  const int64_t C = g->c, P = g->od * g->oh * g->ow;
+  for (int64_t p = 0; p < P; p++) {
+    int64_t unused;
+    pool_window w = line_window(g, (nn * P + p) / g->ow, &unused);
+    clip_window(p % g->ow, g->pw, g->sw, g->pl, g->w, &w.x0, &w.x1);
+    const float *o = gd + (nn * P + p) * C;
+    int32_t first = (int32_t)((w.z0 * g->h + w.y0) * g->w + w.x0);
+    for (int64_t c = 0; c < C; c++) { bv[c] = img[first * C + c]; bi[c] = first; }
+    for (int64_t iz = w.z0; iz < w.z1; iz++)
+      for (int64_t iy = w.y0; iy < w.y1; iy++)
+        for (int64_t ix = w.x0; ix < w.x1; ix++) {
+          int32_t at = (int32_t)((iz * g->h + iy) * g->w + ix);
+          const float *s = img + (int64_t)at * C;
+          for (int64_t c = 0; c < C; c++) {
+            int gt = s[c] > bv[c];
+            bv[c] = gt ? s[c] : bv[c];
+            bi[c] = gt ? at : bi[c];
+          }
+        }
+    for (int64_t c = 0; c < C; c++) dimg[(int64_t)bi[c] * C + c] += o[c];
   }
 }
 
@@ -149,27 +167,7 @@ static int max_pool_bwd(const char *op, int rank, kl_tensor **in, const kl_attrs
   float *dxd = dx->data;
   /* Images are independent: one thread per image, no write conflicts. */
   KL_PAR_FOR_W(g.n, g.n * P * C * g.pd * g.ph * g.pw, nn,
-    float *bv = scratch + nn * C;
-    int32_t *bi = (int32_t *)(scratch + g.n * C) + nn * C;
-    const float *img = xd + nn * vol;
-    float *dimg = dxd + nn * vol;
-    for (int64_t p = 0; p < P; p++) {
-      int64_t unused;
-      pool_window w = line_window(&g, (nn * P + p) / g.ow, &unused);
-      clip_window(p % g.ow, g.pw, g.sw, g.pl, g.w, &w.x0, &w.x1);
-      const float *o = gd + (nn * P + p) * C;
-      int32_t first = (int32_t)((w.z0 * g.h + w.y0) * g.w + w.x0);
-      memcpy(bv, img + first * C, sizeof(float) * C);
-      for (int64_t c = 0; c < C; c++) bi[c] = first;
-      for (int64_t iz = w.z0; iz < w.z1; iz++)
-        for (int64_t iy = w.y0; iy < w.y1; iy++)
-          for (int64_t ix = w.x0; ix < w.x1; ix++) {
-            int32_t at = (int32_t)((iz * g.h + iy) * g.w + ix);
-            if (at != first) argmax_step(img + at * C, bv, bi, at, C);
-          }
-      for (int64_t c = 0; c < C; c++) dimg[bi[c] * C + c] += o[c];
-    }
-  );
+    max_pool_bwd_image(&g, nn, xd + nn * vol, gd, dxd + nn * vol, scratch + nn * C, (int32_t *)(scratch + g.n * C) + nn * C););
   free(scratch);
   kl_tensor_release(x);
   kl_tensor_release(go);

@@ -307,9 +307,11 @@ kl_tensor *op_take_fwd(kl_tensor **in, int n, const kl_attrs *a) {
     int64_t outer = 1, inner = 1, D = x->dims[ax], m = idx->count;
     for (int d = 0; d < ax; d++) outer *= x->dims[d];
     for (int d = ax + 1; d < x->nd; d++) inner *= x->dims[d];
-    KL_PAR_FOR_W(outer, out->count, o,
-      for (int64_t j = 0; j < m; j++)
-        memcpy(out->data + (o * m + j) * inner, xc->data + (o * D + iv[j]) * inner, sizeof(float) * inner););
+    /* one item per copied row: a batch gathered from a big dataset (outer = 1) is
+     * latency-bound on the reads of its rows, which two threads overlap */
+    KL_PAR_FOR_W(outer * m, out->count, oj,
+      int64_t o = oj / m, j = oj % m;
+      memcpy(out->data + oj * inner, xc->data + (o * D + iv[j]) * inner, sizeof(float) * inner););
   }
   kl_tensor_release(xc);
   free(iv);
