@@ -114,9 +114,10 @@ local function run(cmd)
     local f = {}
     for w in line:gmatch("%S+") do f[#f + 1] = w end
     if f[1] == "RESULT" and #f >= 6 then
-      local flops = tonumber(f[7])
+      local flops, blas, gc, mean = tonumber(f[7]), tonumber(f[8]), tonumber(f[9]), tonumber(f[10])
       res[f[2]] = { med = tonumber(f[3]), lo = tonumber(f[4]), hi = tonumber(f[5]), rss = tonumber(f[6]),
-        flops = flops and flops >= 0 and flops or nil }
+        flops = flops and flops >= 0 and flops or nil, blas = blas and blas >= 0 and blas or nil,
+        gc = gc and gc >= 0 and gc or nil, mean = mean }
     end
   end
   if not next(res) then io.stderr:write("bench: no result from `", cmd, "`:\n", out, "\n") end
@@ -172,7 +173,13 @@ local function add(side, res)
     local c = collect[name] or { klua = {}, torch = {}, krss = 0, trss = 0 }
     collect[name] = c
     table.insert(c[side], r.med)
-    if side == "klua" then c.krss = math.max(c.krss, r.rss); c.flops = r.flops or c.flops
+    if side == "klua" then
+      c.krss = math.max(c.krss, r.rss); c.flops = r.flops or c.flops
+      -- the shares of the mean step in products and in collections, per round
+      if r.blas and r.mean and r.mean > 0 then
+        c.blas_share = c.blas_share or {}; table.insert(c.blas_share, r.blas / r.mean)
+        c.gc_share = c.gc_share or {}; table.insert(c.gc_share, (r.gc or 0) / r.mean)
+      end
     else c.trss = math.max(c.trss, r.rss) end
   end
 end
@@ -342,10 +349,22 @@ for _, name in ipairs(order) do
       notes[#notes + 1] = ("%.3g GFLOP/%s, %.0f GFLOP/s = %.0f%% of sgemm"):format(c.flops / 1e9, unit_of(name),
         c.flops / seconds(name, km) / 1e9, 100 * c.flops / seconds(name, km) / 1e9 / rate)
       if matrix_bound[name] and x > MM_GOAL then
-        miss(name .. " matmul", ("%s %s = %.2fx its matrix products at the sgemm rate (%.3g GFLOP at %.0f GFLOP/s%s = %s):"
-          .. " %s (%.0f%%) of it is outside the products or in products below that rate"):format(unit_of(name), ms(name, km), x,
-          c.flops / 1e9, rate, name == "dense-big" and ", 4096^3" or ", 1024^3", ms(name, t_mm / seconds(name, 1)),
-          ms(name, km - t_mm / seconds(name, 1)), 100 * (1 - 1 / x)))
+        local why = ("%s %s = %.2fx its matrix products at the sgemm rate (%.3g GFLOP at %.0f GFLOP/s%s = %s)"):format(
+          unit_of(name), ms(name, km), x, c.flops / 1e9, rate, name == "dense-big" and ", 4096^3" or ", 1024^3",
+          ms(name, t_mm / seconds(name, 1)))
+        if c.blas_share then
+          -- where the step goes, measured: the products at their own shapes, the collections, the rest
+          local bs, gs = median(c.blas_share), median(c.gc_share)
+          local t_blas = bs * seconds(name, km)
+          why = why .. ("; measured: %.0f%% of the %s in the products, which run at %.0f GFLOP/s at these shapes"
+            .. " (%.0f%% of the 1024^3 rate: they alone are %.2fx), %.1f%% in Lua collections, %.0f%% elsewhere"):format(
+            100 * bs, unit_of(name), c.flops / t_blas / 1e9, 100 * c.flops / t_blas / 1e9 / rate, t_blas / t_mm,
+            100 * gs, 100 * (1 - bs - gs))
+        else
+          why = why .. (": %s (%.0f%%) of it is outside the products or in products below that rate"):format(
+            ms(name, km - t_mm / seconds(name, 1)), 100 * (1 - 1 / x))
+        end
+        miss(name .. " matmul", why)
       end
     end
     if name == "fit-overhead" then

@@ -2,9 +2,11 @@
 -- (scripts/bench_suite.lua). Mirrors scripts/bench_torch.py: same shapes,
 -- initialisers (glorot_uniform, zero bias) and optimizer settings. Prints
 --   RESULT <name> <median> <min> <max> <peak RSS MiB> <BLAS FLOPs per step>
+--          <s in BLAS per step> <s in Lua collections per step> <mean s per step>
 -- in ms (µs for the per-call rows), medians of steady-state steps after
 -- warm-up; the FLOPs are those of the core's sgemm/sgemv calls during the
--- timed steps (kl_blas_flops), -1 when the core does not count them.
+-- timed steps (kl_blas_flops), -1 when the core does not count them; the last
+-- three are means over the timed steps (kl_blas_seconds, core.gc_stats).
 -- KLUA_BENCH_BUDGET=<seconds> (the suite's contended runs): each row stops
 -- after about that long (at least 3 steps, unless they pass 3 budgets), with
 -- at most 3 warm-up steps; the epoch rows shrink (vae-epoch and fit-bare are
@@ -19,6 +21,12 @@ klua.random.seed(0)
 local BUDGET = tonumber(os.getenv("KLUA_BENCH_BUDGET"))
 local have_flops = pcall(function() return C.kl_blas_flops end)
 local function blas_flops() return have_flops and tonumber(C.kl_blas_flops()) or 0 end
+-- the wall time in those products and in the Lua collections core.lua runs (-1: not measured)
+local have_blas_time = pcall(function() return C.kl_blas_timing end)
+if have_blas_time then C.kl_blas_timing(1) end
+local function blas_seconds() return have_blas_time and C.kl_blas_seconds() or 0 end
+local gc_stats = require("klua.core").gc_stats
+local function gc_seconds() return gc_stats and gc_stats.seconds or 0 end
 
 -- timed(name, fn, steps, warmup=10, scale=1e3, per=1): per scales one call of
 -- fn to the reported unit (fit-epoch's part of an epoch -> a whole epoch).
@@ -32,7 +40,7 @@ local function timed(name, fn, steps, warmup, scale, per)
     if BUDGET and utils.now() - t0 > BUDGET / 3 then break end
   end
   local times = {}
-  local f0 = blas_flops()
+  local f0, b0, g0 = blas_flops(), blas_seconds(), gc_seconds()
   t0 = utils.now()
   for i = 1, steps do
     local t1 = utils.now(); fn(); times[i] = utils.now() - t1
@@ -40,9 +48,13 @@ local function timed(name, fn, steps, warmup, scale, per)
     if BUDGET and (i >= 3 and spent > BUDGET or spent > 3 * BUDGET) then break end
   end
   local flops = have_flops and (blas_flops() - f0) / #times * per or -1
+  -- means per step, in seconds: time in the products, time in collections, the whole step
+  local blas = have_blas_time and (blas_seconds() - b0) / #times * per or -1
+  local gc = gc_stats and (gc_seconds() - g0) / #times * per or -1
+  local mean = (utils.now() - t0) / #times * per
   table.sort(times)
-  io.write(("RESULT %s %.6f %.6f %.6f %.1f %.0f\n"):format(name, times[math.floor(#times / 2) + 1] * scale * per,
-    times[1] * scale * per, times[#times] * scale * per, utils.peak_rss_mb(), flops))
+  io.write(("RESULT %s %.6f %.6f %.6f %.1f %.0f %.9f %.9f %.9f\n"):format(name, times[math.floor(#times / 2) + 1] * scale * per,
+    times[1] * scale * per, times[#times] * scale * per, utils.peak_rss_mb(), flops, blas, gc, mean))
   io.flush()
 end
 

@@ -91,6 +91,9 @@ int kl_threads_adaptive(void);       /* 1 while the count adapts to the load */
 double kl_threads_others_load(void); /* cores other processes kept busy lately (smoothed; < 0: not measured) */
 /* Floating-point operations done by the core's sgemm/sgemv calls since start. */
 int64_t kl_blas_flops(void);
+/* With timing on, the wall seconds spent in those calls since start (for the bench; off by default). */
+void kl_blas_timing(int on);
+double kl_blas_seconds(void);
 
 /* tensors */
 kl_tensor *kl_tensor_empty(int ndim, const int64_t *shape);

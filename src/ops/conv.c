@@ -246,9 +246,8 @@ static int out_of_memory(int64_t n) {
 static int conv_forward(const conv_geom *g, const float *x, const float *k, const float *bias, float *y) {
   const int64_t K = patch_len(g), R = g->n * out_pixels(g), O = g->o, C = g->c, cg = g->cg, og = g->og;
   if (K <= DIRECT_MAX_K) {
-    /* products too, done without sgemm: counted with them (kl_blas_flops) */
-    __atomic_fetch_add(&kl_blas_flop_count, 2 * R * og * K * g->groups, __ATOMIC_RELAXED);
-    conv_direct(g, x, k, bias, y);
+    /* products too, done without sgemm: counted and timed with them (kl_blas_flops) */
+    KL_BLAS_TIMED(2 * R * og * K * g->groups, conv_direct(g, x, k, bias, y));
     return 0;
   }
   if (is_pointwise(g)) {   /* one sgemm per group over the whole batch, OpenBLAS threads */

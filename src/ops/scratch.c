@@ -3,6 +3,10 @@
 #include "scratch.h"
 #include <cblas.h>
 #include <stdlib.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 enum { SCRATCH_KEEP = 1 << 24 };   /* floats kept between calls (64 MiB) */
 
@@ -25,6 +29,29 @@ void kl_scratch_done(void) {
 
 int64_t kl_blas_flop_count;
 int64_t kl_blas_flops(void) { return __atomic_load_n(&kl_blas_flop_count, __ATOMIC_RELAXED); }
+
+int kl_blas_timing_on;
+static int64_t blas_ns;
+
+void kl_blas_timing(int on) { kl_blas_timing_on = on != 0; }
+
+double kl_blas_seconds(void) { return 1e-9 * (double)__atomic_load_n(&blas_ns, __ATOMIC_RELAXED); }
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+double kl_blas_clock_start(void) { return now_s(); }
+
+void kl_blas_clock_stop(double t0) {
+  double dt = now_s() - t0;
+#ifdef _OPENMP
+  if (omp_in_parallel()) dt /= omp_get_num_threads();
+#endif
+  __atomic_fetch_add(&blas_ns, (int64_t)(dt * 1e9), __ATOMIC_RELAXED);
+}
 
 int kl_blas_single(void) {
   int saved = openblas_get_num_threads();

@@ -47,17 +47,32 @@ static inline int kl_thread_id(void) {
 /* Every sgemm/sgemv of the core goes through these: cblas plus a count of the
  * floating-point operations done, so `make bench` can print how far a step is
  * from the time of its own matrix products at the sgemm rate (kl_blas_flops;
- * conv.c's direct path adds its products too). */
+ * conv.c's direct path adds its products too). With kl_blas_timing(1) they
+ * also add up the wall time spent in the calls (a call inside a parallel
+ * region counts its share: time / threads), so the bench can tell products
+ * that run below the sgemm rate at their shapes from work outside them. */
 extern int64_t kl_blas_flop_count;
+extern int kl_blas_timing_on;
+double kl_blas_clock_start(void);
+void kl_blas_clock_stop(double t0);
+#define KL_BLAS_TIMED(flops, call)                                              \
+  do {                                                                          \
+    __atomic_fetch_add(&kl_blas_flop_count, (flops), __ATOMIC_RELAXED);         \
+    if (__builtin_expect(kl_blas_timing_on, 0)) {                               \
+      double kl_t0_ = kl_blas_clock_start();                                    \
+      call;                                                                     \
+      kl_blas_clock_stop(kl_t0_);                                               \
+    } else {                                                                    \
+      call;                                                                     \
+    }                                                                           \
+  } while (0)
 static inline void kl_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
                             const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  __atomic_fetch_add(&kl_blas_flop_count, 2 * (int64_t)m * n * k, __ATOMIC_RELAXED);
-  cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  KL_BLAS_TIMED(2 * (int64_t)m * n * k, cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
 }
 static inline void kl_sgemv(CBLAS_ORDER o, CBLAS_TRANSPOSE t, int m, int n, float alpha, const float *a, int lda,
                             const float *x, int incx, float beta, float *y, int incy) {
-  __atomic_fetch_add(&kl_blas_flop_count, 2 * (int64_t)m * n, __ATOMIC_RELAXED);
-  cblas_sgemv(o, t, m, n, alpha, a, lda, x, incx, beta, y, incy);
+  KL_BLAS_TIMED(2 * (int64_t)m * n, cblas_sgemv(o, t, m, n, alpha, a, lda, x, incx, beta, y, incy));
 }
 
 #endif
