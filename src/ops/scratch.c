@@ -53,6 +53,44 @@ void kl_blas_clock_stop(double t0) {
   __atomic_fetch_add(&blas_ns, (int64_t)(dt * 1e9), __ATOMIC_RELAXED);
 }
 
+/* OpenBLAS's own threads serve small and skinny products poorly: on the
+ * shapes of a Dense, a convolution's im2col product or an attention
+ * projection (M up to a few thousand rows, N and K 10-800), two
+ * single-threaded sgemms over the two halves of the rows ran 1.0-2.3x faster
+ * than one two-threaded call (2-core EPYC, OpenBLAS 0.3.21; /tmp-style micro
+ * benchmark recorded in README's Performance notes), and never slower. Each
+ * thread then packs B itself, which only pays while B is small next to the
+ * work, so big products stay with OpenBLAS's threads. Inside a parallel
+ * region (attention's per-head products) OpenBLAS runs single-threaded by
+ * itself and so does this. */
+enum { SPLIT_MIN_ROWS = 16, SPLIT_MAX_MACS = 1 << 25, SPLIT_MIN_MACS = 1 << 14 };
+
+void kl_sgemm_rows(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc) {
+  int64_t macs = (int64_t)m * n * k;
+  int nth = 1;
+#ifdef _OPENMP
+  if (m >= 2 * SPLIT_MIN_ROWS && macs >= SPLIT_MIN_MACS && macs <= SPLIT_MAX_MACS && !omp_in_parallel()) {
+    nth = omp_get_max_threads();
+    if (nth > m / SPLIT_MIN_ROWS) nth = m / SPLIT_MIN_ROWS;
+  }
+#endif
+  if (nth < 2) {
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  /* blocks of rows, multiples of 16 (whole register tiles) but for the last */
+  int per = ((m + nth - 1) / nth + 15) & ~15;
+  #pragma omp parallel num_threads(nth)
+  {
+    int r0 = omp_get_thread_num() * per, r1 = r0 + per < m ? r0 + per : m;
+    if (r1 > r0) {
+      const float *ar = ta == CblasNoTrans ? a + (int64_t)r0 * lda : a + r0;
+      cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, n, k, alpha, ar, lda, b, ldb, beta, c + (int64_t)r0 * ldc, ldc);
+    }
+  }
+}
+
 int kl_blas_single(void) {
   int saved = openblas_get_num_threads();
   if (saved > 1) openblas_set_num_threads(1);

@@ -66,9 +66,16 @@ void kl_blas_clock_stop(double t0);
       call;                                                                     \
     }                                                                           \
   } while (0)
+/* Row-major sgemm; products up to a few hundred microseconds run as one
+ * single-threaded sgemm per thread over blocks of rows (scratch.c). */
+void kl_sgemm_rows(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc);
 static inline void kl_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha,
                             const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  KL_BLAS_TIMED(2 * (int64_t)m * n * k, cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+  if (o == CblasRowMajor)
+    KL_BLAS_TIMED(2 * (int64_t)m * n * k, kl_sgemm_rows(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+  else
+    KL_BLAS_TIMED(2 * (int64_t)m * n * k, cblas_sgemm(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
 }
 static inline void kl_sgemv(CBLAS_ORDER o, CBLAS_TRANSPOSE t, int m, int n, float alpha, const float *a, int lda,
                             const float *x, int incx, float beta, float *y, int incy) {
