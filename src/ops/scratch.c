@@ -57,8 +57,8 @@ void kl_blas_clock_stop(double t0) {
  * shapes of a Dense, a convolution's im2col product or an attention
  * projection (M up to a few thousand rows, N and K 10-800), two
  * single-threaded sgemms over the two halves of the rows ran 1.0-2.3x faster
- * than one two-threaded call (2-core EPYC, OpenBLAS 0.3.21; /tmp-style micro
- * benchmark recorded in README's Performance notes), and never slower. Each
+ * than one two-threaded call (2-core EPYC, OpenBLAS 0.3.21; the shapes and
+ * rates are in README's Performance notes), and never slower. Each
  * thread then packs B itself, which only pays while B is small next to the
  * work, so big products stay with OpenBLAS's threads. Inside a parallel
  * region (attention's per-head products) OpenBLAS runs single-threaded by
