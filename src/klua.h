@@ -148,6 +148,11 @@ kl_tensor *kl_random_permutation_tensor(int64_t n);   /* 0-based, as floats */
 int kl_op_count(void);
 int kl_op_lookup(const char *name);               /* -1 if unknown */
 const char *kl_op_name(int op);
+/* The op profiler (klua.profile): self time and calls per op, forward (backward = 0)
+ * and backward (1), while enabled; off by default. */
+void kl_profile_enable(int on);
+void kl_profile_reset(void);
+int kl_profile_get(int op, int backward, double *seconds, int64_t *calls);
 int kl_op_arity(int op);                          /* -1: variadic (kl_op_n) */
 int kl_op_differentiable(int op);
 kl_tensor *kl_op(int op, kl_tensor *a, kl_tensor *b, kl_tensor *c, const kl_attrs *attrs);

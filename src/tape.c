@@ -9,6 +9,7 @@
 #include "debug.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const kl_opdef registry[KL_OP_COUNT] = {
 #define KL_OP(name, arity, diff) {#name, arity, diff, op_##name##_fwd, op_##name##_bwd},
@@ -165,6 +166,48 @@ static void record(int op, int n, kl_tensor **in, kl_tensor *out, const kl_attrs
   }
 }
 
+/* ---- the op profiler: self time per op, forward and backward ------------
+ * Off by default (one predictable branch per op). An op's backward calls
+ * other ops: each call's time goes to the innermost op running, so the
+ * times add up to the time spent in ops, with nothing counted twice. */
+static int prof_on;
+static double prof_self[KL_OP_COUNT][2], prof_children;
+static int64_t prof_calls[KL_OP_COUNT][2];
+
+static double prof_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+void kl_profile_enable(int on) { prof_on = on != 0; }
+
+void kl_profile_reset(void) {
+  memset(prof_self, 0, sizeof prof_self);
+  memset(prof_calls, 0, sizeof prof_calls);
+}
+
+int kl_profile_get(int op, int backward, double *seconds, int64_t *calls) {
+  if (op < 0 || op >= KL_OP_COUNT || backward < 0 || backward > 1) return kl_failn("profile: no op %d", op);
+  *seconds = prof_self[op][backward];
+  *calls = prof_calls[op][backward];
+  return 0;
+}
+
+/* Starts a profiled call; returns what prof_end needs. */
+static double prof_begin(double *outer_children) {
+  *outer_children = prof_children;
+  prof_children = 0;
+  return prof_now();
+}
+
+static void prof_end(int op, int backward, double t0, double outer_children) {
+  double dt = prof_now() - t0;
+  prof_self[op][backward] += dt - prof_children;
+  prof_calls[op][backward]++;
+  prof_children = outer_children + dt;
+}
+
 static kl_tensor *dispatch(int op, int n, kl_tensor **in, const kl_attrs *attrs) {
   static const kl_attrs none = {0};
   if (op < 0 || op >= KL_OP_COUNT) return kl_fail("op: unknown op id %d", op);
@@ -175,7 +218,14 @@ static kl_tensor *dispatch(int op, int n, kl_tensor **in, const kl_attrs *attrs)
     if (!in[i]) return kl_fail("%s: input %d is missing", d->name, i + 1);
   if (!attrs) attrs = &none;
   kl_threads_tick();
-  kl_tensor *out = d->forward(in, n, attrs);
+  kl_tensor *out;
+  if (__builtin_expect(prof_on, 0)) {
+    double outer, t0 = prof_begin(&outer);
+    out = d->forward(in, n, attrs);
+    prof_end(op, 0, t0, outer);
+  } else {
+    out = d->forward(in, n, attrs);
+  }
   if (out) record(op, n, in, out, attrs);
   return out;
 }
@@ -305,7 +355,13 @@ int kl_tape_gradient(kl_tape *t, kl_tensor *target, kl_tensor *seed, int n, kl_t
     if (!gin || nd->n > 4096) { rc = kl_failn("GradientTape.gradient: out of memory"); break; }
     for (int i = 0; i < nd->n; i++) { gin[i] = NULL; mask[i] = (unsigned char)idset_has(&relevant, nd->in[i]->id); }
     need_mask = mask;
-    rc = registry[nd->op].backward(nd->in, nd->n, nd->out, &nd->attrs, g, gin);
+    if (__builtin_expect(prof_on, 0)) {
+      double outer, t0 = prof_begin(&outer);
+      rc = registry[nd->op].backward(nd->in, nd->n, nd->out, &nd->attrs, g, gin);
+      prof_end(nd->op, 1, t0, outer);
+    } else {
+      rc = registry[nd->op].backward(nd->in, nd->n, nd->out, &nd->attrs, g, gin);
+    }
     need_mask = NULL;
     for (int i = 0; i < nd->n && !rc; i++) {
       if (!gin[i] || !mask[i]) continue;

@@ -16,6 +16,7 @@ local ALLOWED = {
   ["klua.nn"] = "src/ops/* (layer kernels), src/kernels/metrics.c, orthogonal.c",
   ["klua.no_grad"] = "src/tape.c (pausing the tapes)",
   ["klua.tape"] = "src/tape.c",
+  ["klua.profiler"] = "src/tape.c (the op profiler in the dispatcher)",
   ["klua.variable"] = "src/tensor.c (assignment, variables)",
   ["klua.random"] = "src/random.c",
   ["klua.optimizers.optimizer"] = "src/kernels/optim.c",

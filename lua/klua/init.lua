@@ -26,6 +26,7 @@ klua.get_num_threads = core.get_num_threads
 --- memory(): bytes held by tensors in C, bytes cached for reuse, live tensors.
 klua.memory = core.memory
 klua.no_grad = require("klua.no_grad")
+klua.profile = require("klua.profiler").profile
 
 -- Lazily loaded modules and the classes they export at the top level, as in
 -- Keras (klua.Layer, klua.Model, klua.Sequential, klua.Input).
