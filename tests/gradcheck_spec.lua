@@ -209,6 +209,8 @@ do
     { shapes = { { 2, 4, 5, 2 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 2, nil, "same") end },
     { shapes = { { 1, 5, 5, 2 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 3, 1) end },   -- overlapping windows
     { shapes = { { 2, 6, 2 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 2) end },
+    -- tiling windows over uneven sizes: the last row and column belong to no window
+    { shapes = { { 2, 5, 7, 3 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 2) end },
   }
   rows.avg_pool2d = {
     { shapes = { { 2, 5, 5, 2 } }, call = function(x) return nn.average_pool(x, 2, nil, "same") end },
@@ -217,6 +219,7 @@ do
   rows.max_pool3d = {
     { shapes = { { 1, 3, 4, 3, 2 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 2, nil, "same") end },
     { shapes = { { 1, 3, 4, 5, 1 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, { 2, 3, 2 }, { 1, 1, 2 }) end },
+    { shapes = { { 1, 5, 4, 3, 2 } }, inputs = { distinct }, call = function(x) return nn.max_pool(x, 2) end },   -- tiling, uneven
   }
   rows.avg_pool3d = {
     { shapes = { { 1, 3, 4, 5, 2 } }, call = function(x) return nn.average_pool(x, 2, nil, "same") end },

@@ -124,27 +124,48 @@ static kl_tensor *max_pool_fwd(const char *op, int rank, kl_tensor **in, const k
  * mispredict half the branches); compiled per ISA with the scan inlined. */
 __attribute__((target_clones("avx512f", "avx2", "default")))
 static void max_pool_bwd_image(const pool_geom *g, int64_t nn, const float *img, const float *gd, float *dimg,
-                               float *bv, int32_t *bi) {
-  const int64_t C = g->c, P = g->od * g->oh * g->ow;
-  for (int64_t p = 0; p < P; p++) {
+                               float *bv, int32_t *bi, int tiled) {
+  const int64_t C = g->c, lines = g->od * g->oh;
+  for (int64_t l = 0; l < lines; l++) {   /* window rows first: no division per pixel */
     int64_t unused;
-    pool_window w = line_window(g, (nn * P + p) / g->ow, &unused);
-    clip_window(p % g->ow, g->pw, g->sw, g->pl, g->w, &w.x0, &w.x1);
-    const float *o = gd + (nn * P + p) * C;
-    int32_t first = (int32_t)((w.z0 * g->h + w.y0) * g->w + w.x0);
-    for (int64_t c = 0; c < C; c++) { bv[c] = img[first * C + c]; bi[c] = first; }
-    for (int64_t iz = w.z0; iz < w.z1; iz++)
-      for (int64_t iy = w.y0; iy < w.y1; iy++)
-        for (int64_t ix = w.x0; ix < w.x1; ix++) {
-          int32_t at = (int32_t)((iz * g->h + iy) * g->w + ix);
-          const float *s = img + (int64_t)at * C;
-          for (int64_t c = 0; c < C; c++) {
-            int gt = s[c] > bv[c];
-            bv[c] = gt ? s[c] : bv[c];
-            bi[c] = gt ? at : bi[c];
+    pool_window w = line_window(g, nn * lines + l, &unused);
+    for (int64_t ox = 0; ox < g->ow; ox++) {
+      clip_window(ox, g->pw, g->sw, g->pl, g->w, &w.x0, &w.x1);
+      const float *o = gd + ((nn * lines + l) * g->ow + ox) * C;
+      int32_t first = (int32_t)((w.z0 * g->h + w.y0) * g->w + w.x0);
+      for (int64_t c = 0; c < C; c++) { bv[c] = img[first * C + c]; bi[c] = first; }
+      for (int64_t iz = w.z0; iz < w.z1; iz++)
+        for (int64_t iy = w.y0; iy < w.y1; iy++)
+          for (int64_t ix = w.x0; ix < w.x1; ix++) {
+            int32_t at = (int32_t)((iz * g->h + iy) * g->w + ix);
+            const float *s = img + (int64_t)at * C;
+            for (int64_t c = 0; c < C; c++) {
+              int gt = s[c] > bv[c];
+              bv[c] = gt ? s[c] : bv[c];
+              bi[c] = gt ? at : bi[c];
+            }
           }
-        }
-    for (int64_t c = 0; c < C; c++) dimg[(int64_t)bi[c] * C + c] += o[c];
+      if (!tiled) {
+        for (int64_t c = 0; c < C; c++) dimg[(int64_t)bi[c] * C + c] += o[c];
+        continue;
+      }
+      /* windows tile the image: each element is written once, its gradient or 0 */
+      for (int64_t iz = w.z0; iz < w.z1; iz++)
+        for (int64_t iy = w.y0; iy < w.y1; iy++)
+          for (int64_t ix = w.x0; ix < w.x1; ix++) {
+            int32_t at = (int32_t)((iz * g->h + iy) * g->w + ix);
+            float *d = dimg + (int64_t)at * C;
+            for (int64_t c = 0; c < C; c++) d[c] = bi[c] == at ? o[c] : 0.0f;
+          }
+    }
+  }
+  if (tiled) {   /* what no window covers: the last rows, columns or slices of an uneven size */
+    for (int64_t iz = 0; iz < g->d; iz++)
+      for (int64_t iy = 0; iy < g->h; iy++) {
+        float *row = dimg + (iz * g->h + iy) * g->w * C;
+        if (iz >= g->od * g->pd || iy >= g->oh * g->ph) memset(row, 0, sizeof(float) * g->w * C);
+        else if (g->ow * g->pw < g->w) memset(row + g->ow * g->pw * C, 0, sizeof(float) * (g->w - g->ow * g->pw) * C);
+      }
   }
 }
 
@@ -156,8 +177,12 @@ static int max_pool_bwd(const char *op, int rank, kl_tensor **in, const kl_attrs
   const int64_t C = g.c, P = g.od * g.oh * g.ow, positions = g.d * g.h * g.w, vol = positions * C;
   /* the argmax is kept as a 32-bit spatial index so that it vectorizes with the float compare */
   if (positions > INT32_MAX) return kl_failn("%s: images of more than 2^31 positions are not supported, got %s", op, KL_SHAPE(in[0]));
+  /* Windows that tile the image (stride = pool, no padding) write every element
+   * they cover once, so dx needs no zeroing pass first (a memset as long as the
+   * scan itself). */
+  const int tiled = g.sd == g.pd && g.sh == g.ph && g.sw == g.pw && g.pf == 0 && g.pt == 0 && g.pl == 0;
   kl_tensor *x = kl_tensor_contiguous(in[0]), *go = kl_tensor_contiguous(gout);
-  kl_tensor *dx = x && go ? kl_tensor_zeros(x->nd, x->dims) : NULL;
+  kl_tensor *dx = x && go ? (tiled ? kl_tensor_empty(x->nd, x->dims) : kl_tensor_zeros(x->nd, x->dims)) : NULL;
   float *scratch = dx ? malloc((sizeof(float) + sizeof(int32_t)) * g.c * g.n) : NULL;
   if (!scratch) {
     kl_release_all(3, (kl_tensor *[]){x, go, dx});
@@ -167,7 +192,7 @@ static int max_pool_bwd(const char *op, int rank, kl_tensor **in, const kl_attrs
   float *dxd = dx->data;
   /* Images are independent: one thread per image, no write conflicts. */
   KL_PAR_FOR_W(g.n, g.n * P * C * g.pd * g.ph * g.pw, nn,
-    max_pool_bwd_image(&g, nn, xd + nn * vol, gd, dxd + nn * vol, scratch + nn * C, (int32_t *)(scratch + g.n * C) + nn * C););
+    max_pool_bwd_image(&g, nn, xd + nn * vol, gd, dxd + nn * vol, scratch + nn * C, (int32_t *)(scratch + g.n * C) + nn * C, tiled););
   free(scratch);
   kl_tensor_release(x);
   kl_tensor_release(go);
