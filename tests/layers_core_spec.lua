@@ -175,6 +175,32 @@ describe("BatchNormalization", function()
     for i = 1, 3 do assert(max_abs_diff(h1[i], h2[i]) < 1e-3, "layer_norm gradient " .. i) end
   end)
 
+  it("keeps the batch variance accurate for offset data with an outlier, as a two-pass float64 computation", function()
+    -- 20,000 rows around 1000 (std 1) and a first row at 1e4: the moving variance after one step with
+    -- momentum 0 is the batch variance; compare it with a two-pass float64 sum over the same floats
+    klua.random.seed(21)
+    local x = klua.random.normal({ 20000, 3 }) + 1000
+    local rows = x:totable()
+    rows[1] = { 1e4, -1e4, 1000 }
+    x = klua.tensor(rows)
+    local bn = L.BatchNormalization { momentum = 0 }
+    bn(x, { training = true })
+    local mean, var = {}, {}
+    for j = 1, 3 do
+      local s = 0
+      for i = 1, #rows do s = s + rows[i][j] end
+      mean[j] = s / #rows
+      local v = 0
+      for i = 1, #rows do v = v + (rows[i][j] - mean[j]) ^ 2 end
+      var[j] = v / #rows
+    end
+    local got_mean, got_var = bn.moving_mean:totable(), bn.moving_variance:totable()
+    for j = 1, 3 do
+      assert(math.abs(got_mean[j] - mean[j]) <= 1e-6 * math.abs(mean[j]), ("mean %d: %.9g vs %.9g"):format(j, got_mean[j], mean[j]))
+      assert(math.abs(got_var[j] - var[j]) <= 1e-5 * var[j], ("variance %d: %.9g vs %.9g"):format(j, got_var[j], var[j]))
+    end
+  end)
+
   it("rejects inputs with another number of features", function()
     local bn = L.BatchNormalization { name = "bn" }
     bn(klua.ones { 2, 3 })

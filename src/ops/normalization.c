@@ -38,6 +38,86 @@
     }                                                                               \
   } while (0)
 
+/* The per-feature sums of BatchNormalization over the M rows of (M, C), in
+ * one pass over memory: blocks of ROWS rows are summed in float vectors
+ * (compiled per ISA), f1 = sum d, f2 = sum d * b, d = a - shift, b = d when B
+ * is NULL, else B; the blocks go into doubles. The blocks are fixed, so the
+ * thread count only decides which of them a thread adds up. */
+enum { ROWS = 64 };
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void col_block(const float *A, const float *B, const float *shift, int64_t rows, int64_t C, float *f1, float *f2) {
+  for (int64_t j = 0; j < C; j++) { f1[j] = 0; f2[j] = 0; }
+  for (int64_t i = 0; i < rows; i++) {
+    const float *a = A + i * C, *b = B ? B + i * C : NULL;
+    if (b) for (int64_t j = 0; j < C; j++) { f1[j] += b[j]; f2[j] += b[j] * (a[j] - shift[j]); }
+    else for (int64_t j = 0; j < C; j++) { float d = a[j] - shift[j]; f1[j] += d; f2[j] += d * d; }
+  }
+}
+
+/* A block's column means into mb (a first pass over rows that are then in cache). */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void col_block_mean(const float *A, int64_t rows, int64_t C, float *mb) {
+  for (int64_t j = 0; j < C; j++) mb[j] = 0;
+  for (int64_t i = 0; i < rows; i++)
+    for (int64_t j = 0; j < C; j++) mb[j] += A[i * C + j];
+  for (int64_t j = 0; j < C; j++) mb[j] /= (float)rows;
+}
+
+/* B == NULL: mean and M2 = sum (x - mean)^2 of A's columns: each block's are
+ * computed two-pass while it is in cache, and the blocks merge by Chan's
+ * formula, as precise as a two-pass sum over all rows. B given: s1 = sum B,
+ * s2 = sum B * (A - shift). Returns -1 when out of memory. */
+static int col_sums2(int64_t M, int64_t C, const float *A, const float *B, const float *shift, double *s1, double *s2) {
+  const int64_t nb = (M + ROWS - 1) / ROWS;
+  int nt = M * C > KL_PAR_MIN && nb > 1 ? omp_get_max_threads() : 1;
+  if (nt > nb) nt = (int)nb;
+  double *acc = calloc((size_t)(2 * nt * C + 1), sizeof(double));
+  int64_t *count = calloc((size_t)nt, sizeof(int64_t));
+  float *fb = malloc(sizeof(float) * (size_t)(3 * nt * C + 1));
+  if (!acc || !fb || !count) { free(acc); free(fb); free(count); return -1; }
+  #pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    int t = omp_get_thread_num();
+    double *d1 = acc + 2 * t * C, *d2 = d1 + C;
+    float *f1 = fb + 3 * t * C, *f2 = f1 + C, *k = f2 + C;
+    #pragma omp for schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+      int64_t r0 = b * ROWS, rows = M - r0 < ROWS ? M - r0 : ROWS;
+      if (B) {
+        col_block(A + r0 * C, B + r0 * C, shift, rows, C, f1, f2);
+        for (int64_t j = 0; j < C; j++) { d1[j] += f1[j]; d2[j] += f2[j]; }
+        continue;
+      }
+      col_block_mean(A + r0 * C, rows, C, k);
+      col_block(A + r0 * C, NULL, k, rows, C, f1, f2);
+      double n = (double)count[t], nbk = (double)rows, tot = n + nbk;
+      for (int64_t j = 0; j < C; j++) {   /* merge (rows, mean_b, m2_b) into (n, d1, d2) */
+        double mb = k[j] + f1[j] / nbk, m2b = f2[j] - (double)f1[j] * f1[j] / nbk, delta = mb - d1[j];
+        d1[j] += delta * nbk / tot;
+        d2[j] += m2b + delta * delta * n * nbk / tot;
+      }
+      count[t] += rows;
+    }
+  }
+  for (int64_t j = 0; j < C; j++) { s1[j] = acc[j]; s2[j] = acc[C + j]; }
+  double n = (double)count[0];
+  for (int t = 1; t < nt; t++) {
+    const double *d1 = acc + 2 * t * C, *d2 = d1 + C, nbk = (double)count[t], tot = n + nbk;
+    for (int64_t j = 0; j < C; j++) {
+      if (B) { s1[j] += d1[j]; s2[j] += d2[j]; continue; }
+      double delta = d1[j] - s1[j];
+      s1[j] += delta * nbk / tot;
+      s2[j] += d2[j] + delta * delta * n * nbk / tot;
+    }
+    n = tot;
+  }
+  free(acc);
+  free(fb);
+  free(count);
+  return 0;
+}
+
 static int is_vector_of(const kl_tensor *t, int64_t c) { return t->count == c && (t->nd == 1 || t->nd == 0 || t->nd == 2); }
 
 /* A contiguous float copy of a small per-feature tensor as doubles. */
@@ -63,12 +143,12 @@ kl_tensor *op_moments_fwd(kl_tensor **in, int n, const kl_attrs *a) {
   kl_tensor *out = kl_tensor_zeros(2, (int64_t[]){2, C});
   double *acc = calloc((size_t)(2 * C + 1), sizeof(double));
   if (!out || !acc) { kl_tensor_release(xc); kl_tensor_release(out); free(acc); return kl_fail("moments: out of memory"); }
-  double *mean = acc, *var = acc + C;
-  const float *X = xc->data;
-  COL_SUMS(M, C, 1, mean, i, for (int64_t j = 0; j < C; j++) loc[j] += X[i * C + j];);
-  for (int64_t j = 0; j < C; j++) mean[j] /= (double)M;
-  COL_SUMS(M, C, 1, var, i, for (int64_t j = 0; j < C; j++) { double d = X[i * C + j] - mean[j]; loc[j] += d * d; });
-  for (int64_t j = 0; j < C; j++) { out->data[j] = (float)mean[j]; out->data[C + j] = (float)(var[j] / (double)M); }
+  double *mean = acc, *m2 = acc + C;
+  if (col_sums2(M, C, xc->data, NULL, NULL, mean, m2) < 0) {
+    kl_tensor_release(xc); kl_tensor_release(out); free(acc);
+    return kl_fail("moments: out of memory");
+  }
+  for (int64_t j = 0; j < C; j++) { out->data[j] = (float)mean[j]; out->data[C + j] = (float)(m2[j] / (double)M); }
   free(acc);
   kl_tensor_release(xc);
   return out;
@@ -150,8 +230,12 @@ int op_batch_norm_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, 
   if (!mean || !var || !gam || !acc || !xc || !gc) { if (!acc) kl_failn("batch_norm: out of memory"); goto done; }
   const float *X = xc->data, *G = gc->data;
   double *sdy = acc, *sdyx = acc + C;
-  COL_SUMS(M, C, 2, acc, i,
-    for (int64_t j = 0; j < C; j++) { double dy = G[i * C + j]; loc[j] += dy; loc[C + j] += dy * (X[i * C + j] - mean[j]); });
+  float *meanf = malloc(sizeof(float) * (size_t)(C + 1));
+  if (!meanf) { kl_failn("batch_norm: out of memory"); goto done; }
+  for (int64_t j = 0; j < C; j++) meanf[j] = (float)mean[j];
+  int sums = col_sums2(M, C, X, G, meanf, sdy, sdyx);
+  free(meanf);
+  if (sums < 0) { kl_failn("batch_norm: out of memory"); goto done; }
   int64_t cshape[1] = {C};
   kl_tensor *dx = kl_tensor_empty(x->nd, x->dims);
   kl_tensor *dm = kl_tensor_empty(1, cshape), *dv = kl_tensor_empty(1, cshape);
