@@ -82,7 +82,7 @@ static double sum_run(const float *x, int64_t n) {
 /* Columns [c0, c0 + n) of the sum over the R rows (stride `inner`) of x into
  * out: whole runs of a row are added at once, which vectorises, in double per
  * column and in row order (the same sums as one column at a time). */
-enum { SUM_COLS = 512 };
+enum { SUM_COLS = 512, SUM_ROWS = 256 };
 static void sum_cols(float *out, const float *x, int64_t R, int64_t inner, int64_t n) {
   double acc[SUM_COLS] = {0};
   for (int64_t r = 0; r < R; r++) sum_row(acc, x + r * inner, n);
@@ -100,6 +100,25 @@ static kl_tensor *reduce(kl_tensor *x, const kl_attrs *a, int kind, const char *
   const float *X = xc->data;
   float *O = out->data;
   int64_t R = p.R, inner = p.inner, total = p.outer * inner;
+  if (kind == R_SUM && inner >= 16 && p.outer == 1 && inner <= SUM_COLS && R >= 4 * SUM_ROWS && R * inner > KL_PAR_MIN) {
+    /* one long column sum (a bias gradient over a big batch): chunks of rows
+     * in parallel, each in double, added in chunk order (the chunks do not
+     * depend on the thread count, so neither does the result) */
+    int64_t chunks = (R + SUM_ROWS - 1) / SUM_ROWS;
+    double *part = calloc((size_t)(chunks * inner), sizeof(double));
+    if (!part) { kl_tensor_release(xc); kl_tensor_release(out); return kl_fail("%s: out of memory", name); }
+    KL_PAR_FOR_W(chunks, x->count, ch,
+      int64_t r0 = ch * SUM_ROWS, rows = R - r0 < SUM_ROWS ? R - r0 : SUM_ROWS;
+      for (int64_t r = 0; r < rows; r++) sum_row(part + ch * inner, X + (r0 + r) * inner, inner););
+    for (int64_t i = 0; i < inner; i++) {
+      double acc = 0;
+      for (int64_t ch = 0; ch < chunks; ch++) acc += part[ch * inner + i];
+      O[i] = (float)acc;
+    }
+    free(part);
+    kl_tensor_release(xc);
+    return out;
+  }
   if (kind == R_SUM && inner >= 16) {
     /* a sum over rows (a bias gradient, a mean over time steps): add whole
      * rows, which is contiguous and vectorises; tasks of (outer, column block) */
