@@ -110,3 +110,49 @@ describe("fit's logs", function()
     helpers.near(h.history.accuracy[1], acc, 1e-6)
   end)
 end)
+
+describe("fit's gradients", function()
+  -- A model whose kernel gradient (512 x 256 floats, 512 KB) dwarfs everything else of a step.
+  local function wide()
+    local m = klua.Sequential { klua.Input { shape = { 512 } }, L.Dense(256) }
+    return m
+  end
+  local x, y = klua.random.normal { 4, 512 }, klua.random.normal { 4, 256 }
+  local KERNEL_BYTES = 512 * 256 * 4
+
+  -- live tensor bytes added by one train_step, with collections held off
+  local function bytes_of_step(m)
+    m:train_on_batch(x, y)                           -- builds the model and the optimizer's slots
+    collectgarbage(); collectgarbage()
+    local before = klua.memory().live_bytes
+    collectgarbage("stop")
+    local ok, err = pcall(m.train_on_batch, m, x, y)
+    local grown = klua.memory().live_bytes - before
+    collectgarbage("restart")
+    assert(ok, err)
+    return grown
+  end
+
+  it("go back to the pool right after the update with klua's own optimizers", function()
+    local m = wide()
+    m:compile { optimizer = klua.optimizers.Adam(), loss = "mse" }
+    local kept = bytes_of_step(m)
+    assert.is_true(kept < KERNEL_BYTES, ("a step kept %d bytes alive"):format(kept))
+  end)
+
+  it("stay alive for an optimizer subclass, whose Lua may keep them", function()
+    local seen = {}
+    local Keeping = klua.optimizers.SGD:extend("KeepingSGD")
+    function Keeping:_update(var, grad, slots, step)
+      seen[#seen + 1] = grad                         -- a Lua update that keeps its gradient
+      return Keeping.super._update(self, var, grad, slots, step)
+    end
+    local m = wide()
+    m:compile { optimizer = Keeping(), loss = "mse" }
+    local kept = bytes_of_step(m)
+    assert.is_true(kept >= KERNEL_BYTES, ("a step kept only %d bytes alive"):format(kept))
+    local last = seen[#seen - 1]                     -- the kernel's gradient of the last step
+    assert.are.same({ 512, 256 }, last:shape())
+    assert.is_true(math.abs(ops.sum(last):item()) >= 0)   -- still readable
+  end)
+end)

@@ -258,6 +258,13 @@ local function account()
 end
 core.account = account
 
+--- free_now(t): drops this handle's reference to its tensor at once instead of at
+-- collection (the buffer goes back to the reuse pool if nothing else holds it).
+-- Only for handles no other code can reach: the handle is dead afterwards.
+function core.free_now(t)
+  if core.is_tensor(t) then release(t) end
+end
+
 --- wrap(p): own a kl_tensor* returned by C (NULL raises the C error).
 function core.wrap(p)
   if p == nil then core.raise(core.last_error()) end

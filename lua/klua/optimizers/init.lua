@@ -29,6 +29,7 @@ for _, name in ipairs { "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta"
   "Adafactor", "Ftrl", "Lamb", "Muon" } do
   by_name[name] = M[name]
   by_name[name:lower()] = M[name]
+  rawset(M[name], "_klua_builtin", true)   -- Optimizer:_consumes_gradients
 end
 
 --- get(identifier): an optimizer from a name ("adam", "SGD"), a registered

@@ -667,6 +667,19 @@ function Optimizer:_update_step(gs, vs, lr, unscale, it)
   end
 end
 
+-- _consumes_gradients(): true for one of klua's own optimizer classes used
+-- as it is (no method of the update path replaced on the instance): such an
+-- update keeps no reference to a gradient, so model.fit's train_step frees
+-- them right after it instead of leaving them to the collector (a Dense
+-- kernel's gradient is the biggest tensor of a step). Subclasses answer
+-- false: their Lua may keep a gradient.
+local UPDATE_PATH = { "apply_gradients", "apply", "_apply", "_update_step", "_update", "update_step", "_before_update" }
+function Optimizer:_consumes_gradients()
+  if not rawget(getmetatable(self), "_klua_builtin") then return false end
+  for _, k in ipairs(UPDATE_PATH) do if rawget(self, k) ~= nil then return false end end
+  return true
+end
+
 --- update_step(gradient, variable, learning_rate): the optimizer's rule alone
 -- on one variable (no clipping, weight decay, EMA or step count), as Keras's
 -- update_step; the variable's slots are created if needed.

@@ -58,7 +58,13 @@ function M.train_step(self, data)
   -- the gradients); the metrics see the loss itself.
   local target = loss
   if opt.loss_scale_factor then target = tape:record(function() return opt:scale_loss(loss) end) end
-  if #vars > 0 then opt:apply_gradients(tape:gradient(target, vars), vars) end
+  if #vars > 0 then
+    local grads = tape:gradient(target, vars)
+    opt:apply_gradients(grads, vars)
+    -- nothing else saw them: their buffers go back to the pool now, warm for the
+    -- next step, instead of piling up until a collection
+    if opt:_consumes_gradients() then for i = 1, grads.n do core.free_now(grads[i]) end end
+  end
   c:update(y, y_pred, sw, loss, parts, batch_size_of(x))
   return c:logs()
 end
