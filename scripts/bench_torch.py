@@ -3,7 +3,7 @@
 
 Each workload mirrors scripts/bench_work.lua: same shapes, initialisers and
 optimizer settings. Prints one line per row:
-  RESULT <name> <median ms> <min ms> <max ms> <peak RSS MiB>
+  RESULT <name> <median ms> <min ms> <max ms> <peak RSS MiB> -1 -1 -1 <mean s per step>
 (medians of steady-state steps after warm-up). KLUA_BENCH_BUDGET=<seconds>
 (the suite's contended runs): each row stops after about that long (at least
 3 steps, unless they pass 3 budgets), with at most 3 warm-up steps, as in bench_work.lua.
@@ -45,10 +45,11 @@ def timed(name, fn, steps, warmup=10, scale=1e3, per=1.0):
         spent = time.perf_counter() - t0
         if BUDGET and (i >= 2 and spent > BUDGET or spent > 3 * BUDGET):
             break
+    mean = (time.perf_counter() - t0) / len(times) * per   # seconds per step, as bench_work.lua's last field
     times.sort()
     med = times[len(times) // 2]
-    print("RESULT %s %.6f %.6f %.6f %.1f" % (name, med * scale * per, times[0] * scale * per, times[-1] * scale * per,
-                                             peak_mb()), flush=True)
+    print("RESULT %s %.6f %.6f %.6f %.1f -1 -1 -1 %.9f" % (name, med * scale * per, times[0] * scale * per, times[-1] * scale * per,
+                                                        peak_mb(), mean), flush=True)
 
 
 def glorot(layer):
