@@ -50,10 +50,11 @@ local linear = activations.linear
 local fused_code = { [activations.linear] = { 0 }, [activations.relu] = { 1 }, [activations.sigmoid] = { 2 } }
 
 function Dense:call(x)
-  local nd = x.nd
+  local xp = x.p   -- the C struct's fields directly: this runs at every call
+  local nd = xp.nd
   if nd < 2 then self:raise("expected an input of rank >= 2, got shape %s", core.shape_str(x:shape())) end
   local kernel = self.kernel
-  local want, got = tonumber(kernel.dims[0]), tonumber(x.dims[nd - 1])
+  local want, got = tonumber(kernel.p.dims[0]), tonumber(xp.dims[nd - 1])
   if got ~= want then self:raise("expected last input dimension %d, got %d", want, got) end
   local code = self.use_bias and fused_code[self.activation]
   if code then
