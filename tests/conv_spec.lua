@@ -116,6 +116,24 @@ describe("Conv2D", function()
       err_of(function() L.Conv2D(2, 3)(klua.zeros({ 1, 2, 2, 1 })) end))
   end)
 
+  it("applies relu and sigmoid inside the op exactly as the activation after it, on every forward path", function()
+    klua.random.seed(31)
+    -- a thin first layer (direct loop), a 1x1 over many channels (one sgemm), a 3x3 over many (im2col blocks)
+    for _, case in ipairs { { { 2, 6, 5, 2 }, 3, 4 }, { { 2, 4, 4, 40 }, 1, 5 }, { { 2, 9, 8, 16 }, 3, 6 } } do
+      for _, act in ipairs { "relu", "sigmoid" } do
+        local x = klua.random.normal(case[1])
+        local fused = L.Conv2D(case[3], case[2], { activation = act, padding = "same", bias_initializer = "random_normal" })
+        local y = fused(x)
+        local plain = L.Conv2D(case[3], case[2], { padding = "same" })
+        plain(x)
+        plain.kernel:assign(fused.kernel)
+        plain.bias:assign(fused.bias)
+        local want = klua.activations.get(act)(plain(x))
+        assert(max_abs_diff(y, want) < 1e-6, act .. " on " .. table.concat(case[1], "x"))
+      end
+    end
+  end)
+
   it("refuses a kernel whose channels do not match, at the op level", function()
     local nn = require("klua.nn")
     assert.matches("conv2d: kernel %(3,3,4,2%) expects 4 input channels, input %(1,5,5,3%) has 3",

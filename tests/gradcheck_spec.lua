@@ -181,6 +181,14 @@ do
     { shapes = { { 1, 6, 5, 1 }, { 2, 2, 1, 2 } }, call = function(x, k) return nn.conv(x, k, { dilation_rate = { 2, 1 }, padding = "same" }) end },
     { shapes = { { 2, 3, 3, 3 }, { 1, 1, 3, 2 } }, call = function(x, k) return nn.conv(x, k) end },   -- pointwise path
     { shapes = { { 2, 7, 2 }, { 3, 2, 2 } }, call = function(x, k) return nn.conv(x, k, { padding = "causal", dilation_rate = 2 }) end },
+    -- the fused activation on each forward path: direct loop, pointwise, im2col blocks, 1-D
+    { shapes = { { 2, 4, 5, 2 }, { 2, 3, 2, 3 }, { 3 } }, call = function(x, k, b) return nn.conv(x, k, { bias = b, activation = "sigmoid" }) end },
+    { shapes = { { 1, 2, 3, 40 }, { 1, 1, 40, 2 } }, call = function(x, k) return nn.conv(x, k, { activation = "sigmoid" }) end },   -- K 40: pointwise
+    { shapes = { { 1, 4, 3, 9 }, { 2, 2, 9, 3 } }, call = function(x, k) return nn.conv(x, k, { padding = "same", activation = "sigmoid" }) end },   -- K 36: im2col
+    { shapes = { { 2, 7, 2 }, { 3, 2, 2 } }, call = function(x, k) return nn.conv(x, k, { activation = "sigmoid" }) end },
+    { shapes = { { 1, 4, 4, 2 }, { 2, 2, 2, 3 }, { 3 } }, inputs = { function(s) return klua.full(s, 0.5) end,
+      function(s) return klua.full(s, 0.25) end, function() return klua.tensor { 0.3, -3, 0.1 } end },   -- relu: one output channel all negative
+      call = function(x, k, b) return nn.conv(x, k, { bias = b, activation = "relu" }) end },
     -- groups: the direct loop, im2col + one sgemm per group, 1-D, and the pointwise backward
     { shapes = { { 2, 4, 4, 4 }, { 2, 2, 2, 6 }, { 6 } }, call = function(x, k, b) return nn.conv(x, k, { groups = 2, bias = b }) end },
     { shapes = { { 1, 4, 4, 8 }, { 3, 3, 4, 4 } }, call = function(x, k) return nn.conv(x, k, { groups = 2, padding = "same" }) end },
@@ -191,6 +199,7 @@ do
     { shapes = { { 1, 3, 4, 3, 2 }, { 2, 2, 2, 2, 3 }, { 3 } }, call = function(x, k, b) return nn.conv(x, k, { strides = { 1, 2, 1 }, padding = "same", bias = b }) end },
     { shapes = { { 1, 3, 3, 4, 5 }, { 2, 2, 2, 5, 2 } }, call = function(x, k) return nn.conv(x, k, { dilation_rate = { 1, 1, 2 } }) end },   -- im2col
     { shapes = { { 1, 2, 3, 3, 10 }, { 2, 2, 3, 5, 4 } }, call = function(x, k) return nn.conv(x, k, { groups = 2, padding = "same" }) end },
+    { shapes = { { 1, 3, 3, 4, 5 }, { 2, 2, 2, 5, 2 } }, call = function(x, k) return nn.conv(x, k, { activation = "sigmoid" }) end },
   }
   rows.conv3d_transpose = {
     { shapes = { { 1, 2, 2, 2, 2 }, { 2, 2, 2, 3, 2 }, { 3 } }, call = function(x, k, b) return nn.conv_transpose(x, k, { strides = 2, padding = "same", bias = b }) end },

@@ -144,7 +144,9 @@ end
 --- conv(x, kernel, opts): x (N,L,C), (N,H,W,C) or (N,D,H,W,C) with a kernel
 -- (K..., C/groups, O). opts: strides, padding ("valid", "same", "causal" for
 -- 1-D), dilation_rate, groups (Keras's: group g reads channel block g and
--- writes output block g), bias (O).
+-- writes output block g), bias (O), activation ("relu" or "sigmoid", applied
+-- to the output in place by the op, as a Conv layer's activation).
+local conv_activation = { linear = 0, relu = 1, sigmoid = 2 }
 function nn.conv(x, kernel, opts)
   x, kernel = T(x, "conv", "x"), T(kernel, "conv", "kernel")
   local rank, what = check_rank(x, "conv", "conv")
@@ -157,12 +159,16 @@ function nn.conv(x, kernel, opts)
   if type(groups) ~= "number" or groups < 1 or groups % 1 ~= 0 then
     core.raise(("%s: groups must be a positive integer, got %s"):format(what, tostring(groups)))
   end
+  local act = conv_activation[opts and opts.activation or "linear"]
+  if not act then
+    core.raise(("%s: activation must be \"relu\", \"sigmoid\" or \"linear\", got %s"):format(what, core.describe(opts.activation)))
+  end
   local xs, ks = core.shape_of(x), core.shape_of(kernel)
   local inputs = { x, kernel, opts and opts.bias and T(opts.bias, "conv", "bias") or nil }
   if rank == 1 then
     local t, b = nn.padding_amounts(xs[2], ks[1], strides[1], dil[1], padding, what)
     inputs[1], inputs[2] = as_2d(x, kernel)
-    return from_2d(nn.call("conv2d", inputs, { 1, strides[1], 1, dil[1], 0, 0, t, b, groups }))
+    return from_2d(nn.call("conv2d", inputs, { 1, strides[1], 1, dil[1], 0, 0, t, b, groups, act }))
   end
   -- strides, dilations, (before, after) per axis, groups
   local ints = {}
@@ -171,6 +177,7 @@ function nn.conv(x, kernel, opts)
     ints[2 * rank + 2 * i - 1], ints[2 * rank + 2 * i] = nn.padding_amounts(xs[i + 1], ks[i], strides[i], dil[i], padding, what)
   end
   ints[4 * rank + 1] = groups
+  ints[4 * rank + 2] = act
   return nn.call(what, inputs, ints)
 end
 

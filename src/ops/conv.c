@@ -17,6 +17,8 @@
  * Grouped kernels are (..., C/groups, O): group g reads channels
  * [g*C/groups, (g+1)*C/groups) and writes outputs [g*O/groups, (g+1)*O/groups),
  * as Keras's `groups`. depthwise_conv2d takes no groups.
+ * conv2d and conv3d take one more int after groups: an activation applied to
+ * the output in place (KL_ACT_*: 0 none, 1 relu, 2 sigmoid; scratch.h).
  * Inputs: (x, kernel) or (x, kernel, bias); the bias is fused into the sgemm.
  * Backwards use raw kernels: no higher-order gradients through convolutions. */
 #include "core.h"
@@ -40,6 +42,7 @@ typedef struct {
   int64_t pf, pt, pl;
   int64_t od, oh, ow;
   int64_t groups, cg, og;   /* channels and outputs per group */
+  int act;                  /* activation fused into the output (conv2d, conv3d: KL_ACT_*) */
 } conv_geom;
 
 /* Columns of one group's patch: KD*KH*KW*C/groups. */
@@ -231,6 +234,10 @@ static void conv_direct(const conv_geom *g, const float *x, const float *k, cons
         out[o] = acc;
       }
     }
+    /* the row's outputs are in registers' reach: the fused activation now */
+    float *row = y + r * O;
+    if (G.act == KL_ACT_RELU) for (int64_t o = 0; o < O; o++) row[o] = row[o] > 0 ? row[o] : 0.0f;
+    else if (G.act == KL_ACT_SIGMOID) for (int64_t o = 0; o < O; o++) row[o] = 1.0f / (1.0f + kl_exp(-row[o]));
   );
 }
 
@@ -255,6 +262,11 @@ static int conv_forward(const conv_geom *g, const float *x, const float *k, cons
     for (int64_t grp = 0; grp < g->groups; grp++)
       kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)og, (int)cg, 1.0f, x + grp * cg, (int)C,
                   k + grp * og, (int)O, bias ? 1.0f : 0.0f, y + grp * og, (int)O);
+    if (g->act != KL_ACT_LINEAR) {
+      const int64_t total = R * O, B = 8192;
+      KL_PAR_FOR_W((total + B - 1) / B, total, blk,
+        int64_t lo = blk * B; kl_activate(y + lo, total - lo < B ? total - lo : B, g->act););
+    }
     return 0;
   }
   const int64_t br = block_rows(g), nb = (R + br - 1) / br;
@@ -272,6 +284,7 @@ static int conv_forward(const conv_geom *g, const float *x, const float *k, cons
       kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)og, (int)K,
                   1.0f, c, (int)K, k + grp * og, (int)O, bias ? 1.0f : 0.0f, y + r0 * O + grp * og, (int)O);
     }
+    if (g->act != KL_ACT_LINEAR) kl_activate(y + r0 * O, (r1 - r0) * O, g->act);   /* the block is in cache */
   }
   kl_blas_restore(blas);
   kl_scratch_done();
@@ -450,9 +463,10 @@ static int conv_geom_of(const char *op, int rank, kl_tensor *x, kl_tensor *k, kl
                       TUPLE(v, rank), TUPLE(v + rank, rank));
   for (int i = 0; i < 3; i++)
     if (ax.before[i] < 0 || ax.after[i] < 0) return kl_failn("%s: padding must be non-negative", op);
-  const int64_t groups = a->nints > need ? v[need] : 1;
+  const int64_t groups = a->nints > need ? v[need] : 1, act = a->nints > need + 1 ? v[need + 1] : KL_ACT_LINEAR;
   const int64_t C = x->dims[rank + 1], kc = k->dims[rank], O = k->dims[rank + 1];
   if (groups < 1) return kl_failn("%s: groups must be a positive integer, got %lld", op, (long long)groups);
+  if (act < KL_ACT_LINEAR || act > KL_ACT_SIGMOID) return kl_failn("%s: unknown activation code %lld", op, (long long)act);
   if (kc * groups != C) {
     if (groups == 1)
       return kl_failn("%s: kernel %s expects %lld input channels, input %s has %lld",
@@ -480,7 +494,7 @@ static int conv_geom_of(const char *op, int rank, kl_tensor *x, kl_tensor *k, kl
                    .sd = ax.s[0], .sh = ax.s[1], .sw = ax.s[2], .dd = ax.dl[0], .dh = ax.dl[1], .dw = ax.dl[2],
                    .pf = ax.before[0], .pt = ax.before[1], .pl = ax.before[2],
                    .od = out[0], .oh = out[1], .ow = out[2],
-                   .groups = groups, .cg = C / groups, .og = O / groups};
+                   .groups = groups, .cg = C / groups, .og = O / groups, .act = (int)act};
   return 0;
 }
 
@@ -502,12 +516,14 @@ static kl_tensor *conv_fwd(const char *op, int rank, kl_tensor **in, int n, cons
   return y;
 }
 
-static int conv_bwd(const char *op, int rank, kl_tensor **in, int n, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
-  kl_tensor *x, *k, *b, *go = NULL, *dx = NULL, *dk = NULL, *db = NULL;
+static int conv_bwd(const char *op, int rank, kl_tensor **in, int n, const kl_attrs *a, kl_tensor *out, kl_tensor *gout,
+                    kl_tensor **gin) {
+  kl_tensor *x, *k, *b, *go = NULL, *gz = NULL, *dx = NULL, *dk = NULL, *db = NULL;
   conv_geom g;
   int rc = -1;
   if (take_inputs(op, rank, in, n, &x, &k, &b) < 0 || conv_geom_of(op, rank, x, k, b, a, &g) < 0) goto done;
-  if (!(go = kl_tensor_contiguous(gout))) goto done;
+  /* through the fused activation first: g * act'(y), from the output y */
+  if (!(gz = kl_activation_grad(gout, out, g.act)) || !(go = kl_tensor_contiguous(gz))) goto done;
   /* Only the gradients the tape needs (the first layer's input needs none). */
   if (kl_need_grad(0) && (!(dx = kl_tensor_zeros(x->nd, x->dims)) || conv_backward_data(&g, go->data, k->data, dx->data) < 0)) goto done;
   if (kl_need_grad(1) && (!(dk = kl_tensor_zeros(k->nd, k->dims)) || conv_backward_kernel(&g, x->data, go->data, dk->data) < 0)) goto done;
@@ -520,19 +536,19 @@ static int conv_bwd(const char *op, int rank, kl_tensor **in, int n, const kl_at
   dx = dk = db = NULL;
   rc = 0;
 done:
-  kl_release_all(4, (kl_tensor *[]){go, dx, dk, db});
+  kl_release_all(5, (kl_tensor *[]){gz, go, dx, dk, db});
   if (x) release3(x, k, b);
   return rc;
 }
 
 kl_tensor *op_conv2d_fwd(kl_tensor **in, int n, const kl_attrs *a) { return conv_fwd("conv2d", 2, in, n, a); }
 int op_conv2d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
-  return conv_bwd("conv2d", 2, in, n, a, gout, gin);
+  return conv_bwd("conv2d", 2, in, n, a, out, gout, gin);
 }
 
 kl_tensor *op_conv3d_fwd(kl_tensor **in, int n, const kl_attrs *a) { return conv_fwd("conv3d", 3, in, n, a); }
 int op_conv3d_bwd(kl_tensor **in, int n, kl_tensor *out, const kl_attrs *a, kl_tensor *gout, kl_tensor **gin) {
-  return conv_bwd("conv3d", 3, in, n, a, gout, gin);
+  return conv_bwd("conv3d", 3, in, n, a, out, gout, gin);
 }
 
 /* ---- conv2d_transpose, conv3d_transpose --------------------------------------

@@ -9,18 +9,10 @@
 #include <cblas.h>
 #include <string.h>
 
-enum { ACT_LINEAR, ACT_RELU, ACT_SIGMOID };
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void activate(float *y, int64_t n, int act) {
-  if (act == ACT_RELU) for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0.0f;
-  else if (act == ACT_SIGMOID) for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + kl_exp(-y[i]));
-}
-
 kl_tensor *op_linear_fwd(kl_tensor **in, int n, const kl_attrs *a) {
   kl_tensor *x = in[0], *w = in[1], *b = in[2];
-  int act = a->nints > 0 ? (int)a->ints[0] : ACT_LINEAR;
-  if (act < ACT_LINEAR || act > ACT_SIGMOID) return kl_fail("linear: unknown activation code %d", act);
+  int act = a->nints > 0 ? (int)a->ints[0] : KL_ACT_LINEAR;
+  if (act < KL_ACT_LINEAR || act > KL_ACT_SIGMOID) return kl_fail("linear: unknown activation code %d", act);
   if (x->nd != 2 || w->nd != 2 || b->nd != 1)
     return kl_fail("linear: expected x (M,K), w (K,N), b (N), got %s, %s, %s", KL_SHAPE(x), KL_SHAPE(w), KL_SHAPE(b));
   int64_t M = x->dims[0], K = x->dims[1], N = w->dims[1];
@@ -40,11 +32,11 @@ kl_tensor *op_linear_fwd(kl_tensor **in, int n, const kl_attrs *a) {
                     wc->data, (int)N, 1.0f, out->data, (int)N);
       }
     }
-    if (act != ACT_LINEAR) {
+    if (act != KL_ACT_LINEAR) {
       float *Y = out->data;
       int64_t total = out->count, B = 8192;
       KL_PAR_FOR_W((total + B - 1) / B, total, blk,
-        int64_t lo = blk * B; activate(Y + lo, total - lo < B ? total - lo : B, act););
+        int64_t lo = blk * B; kl_activate(Y + lo, total - lo < B ? total - lo : B, act););
     }
   }
   kl_tensor_release(xc); kl_tensor_release(wc); kl_tensor_release(bc);
@@ -52,10 +44,7 @@ kl_tensor *op_linear_fwd(kl_tensor **in, int n, const kl_attrs *a) {
 }
 
 int op_linear_bwd(kl_tensor **in, int n, kl_tensor *y, const kl_attrs *a, kl_tensor *g, kl_tensor **gin) {
-  int act = a->nints > 0 ? (int)a->ints[0] : ACT_LINEAR;
-  kl_tensor *gz = act == ACT_RELU ? kl_call2(KL_OP__relu_grad, g, y)
-                : act == ACT_SIGMOID ? kl_call2(KL_OP__sigmoid_grad, g, y)
-                : (kl_tensor_retain(g), g);
+  kl_tensor *gz = kl_activation_grad(g, y, a->nints > 0 ? (int)a->ints[0] : KL_ACT_LINEAR);
   if (!gz) return -1;
   kl_attrs tr = {0};
   tr.nints = 2;

@@ -1,5 +1,6 @@
-/* scratch.c — the reused per-thread scratch buffer of the layer kernels, and
- * the OpenBLAS threading switch. */
+/* scratch.c — the reused per-thread scratch buffer of the layer kernels, the
+ * OpenBLAS threading switch, the row-split sgemm and the fused activations. */
+#include "core.h"
 #include "scratch.h"
 #include <cblas.h>
 #include <stdlib.h>
@@ -89,6 +90,19 @@ void kl_sgemm_rows(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, 
       cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, n, k, alpha, ar, lda, b, ldb, beta, c + (int64_t)r0 * ldc, ldc);
     }
   }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void kl_activate(float *y, int64_t n, int act) {
+  if (act == KL_ACT_RELU) for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0.0f;
+  else if (act == KL_ACT_SIGMOID) for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + kl_exp(-y[i]));
+}
+
+kl_tensor *kl_activation_grad(kl_tensor *g, kl_tensor *y, int act) {
+  if (act == KL_ACT_RELU) return kl_call2(KL_OP__relu_grad, g, y);
+  if (act == KL_ACT_SIGMOID) return kl_call2(KL_OP__sigmoid_grad, g, y);
+  kl_tensor_retain(g);
+  return g;
 }
 
 int kl_blas_single(void) {

@@ -11,6 +11,15 @@
 #include <omp.h>
 #endif
 
+/* Activations fused into an op's output (linear, conv2d, conv3d; the op's
+ * `act` integer attribute): applied in place while the output is in cache,
+ * and their backward forms g * act'(y) from the output y. */
+enum { KL_ACT_LINEAR, KL_ACT_RELU, KL_ACT_SIGMOID };
+/* y[0..n) = act(y), compiled per ISA (scratch.c). */
+void kl_activate(float *y, int64_t n, int act);
+/* The gradient before the activation: g * act'(y) as a new tensor, or g retained for none. */
+struct kl_tensor *kl_activation_grad(struct kl_tensor *g, struct kl_tensor *y, int act);
+
 /* A buffer of at least n floats, valid until the next kl_scratch call on this
  * thread; NULL when out of memory. Contents are undefined. */
 float *kl_scratch(size_t n);

@@ -173,12 +173,23 @@ function BaseConv:_convolve(x)
     dilation_rate = self.dilation_rate, groups = self.groups, bias = self.bias })
 end
 
+-- Activations the convolution op applies to its output itself (src/ops/conv.c).
+local fused = { [activations.relu] = "relu", [activations.sigmoid] = "sigmoid" }
+
 function BaseConv:call(x)
   self:_check_input(x)
   local first = self.data_format == "channels_first"
   if first then x = nn.to_channels_last(x) end
-  local y = self:_convolve(x)
-  if self.activation ~= activations.linear then y = self.activation(y) end
+  local y
+  local act = fused[self.activation]
+  if act and self._convolve == BaseConv._convolve then
+    -- one pass over the output: the op applies relu/sigmoid while each block is in cache
+    y = nn.conv(x, self.kernel, { strides = self.strides, padding = self.padding,
+      dilation_rate = self.dilation_rate, groups = self.groups, bias = self.bias, activation = act })
+  else
+    y = self:_convolve(x)
+    if self.activation ~= activations.linear then y = self.activation(y) end
+  end
   return first and nn.to_channels_first(y) or y
 end
 
