@@ -92,11 +92,14 @@ void kl_sgemm_rows(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, 
   }
 }
 
+/* static: clang emits the clones of an exported target_clones function under other names */
 __attribute__((target_clones("avx512f", "avx2", "default")))
-void kl_activate(float *y, int64_t n, int act) {
+static void activate(float *y, int64_t n, int act) {
   if (act == KL_ACT_RELU) for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0.0f;
   else if (act == KL_ACT_SIGMOID) for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + kl_exp(-y[i]));
 }
+
+void kl_activate(float *y, int64_t n, int act) { activate(y, n, act); }
 
 kl_tensor *kl_activation_grad(kl_tensor *g, kl_tensor *y, int act) {
   if (act == KL_ACT_RELU) return kl_call2(KL_OP__relu_grad, g, y);
