@@ -26,12 +26,21 @@ describe("a steady-state training step", function()
       end
       opt:apply_gradients(tape:gradient(loss, vars), vars)
     end
-    -- warm up over several collections (Lua's own pacing), so the pool holds
-    -- what one collection cycle's worth of steps needs
-    for _ = 1, 600 do step() end
+    -- A collection at least every 50 steps, as the tensor-memory budget gives
+    -- a real loop: when the collections come is then not left to Lua's own
+    -- pacing (which follows the whole process's heap, so a long test run could
+    -- stretch one cycle over more steps than the warm-up ever saw). Warm up
+    -- over several of them, so the pool holds one cycle's worth of steps.
+    local function steps(n)
+      for i = 1, n do
+        step()
+        if i % 50 == 0 then collectgarbage() end
+      end
+    end
+    steps(600)
     collectgarbage(); collectgarbage()
     local before = klua.memory()
-    for _ = 1, 300 do step() end
+    steps(300)
     collectgarbage(); collectgarbage()
     local after = klua.memory()
     assert.are.equal(before.allocations, after.allocations)
