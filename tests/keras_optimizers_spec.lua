@@ -306,10 +306,10 @@ describe("base optimizer features (optimizer_test.py)", function()
       local opt = optimizers[cfg[1]] { use_ema = cfg.use_ema, ema_overwrite_frequency = cfg.ema_overwrite_frequency,
         gradient_accumulation_steps = cfg.gradient_accumulation_steps, clipnorm = 1.0 }
       opt:apply_gradients(g, { w, b })
-      collectgarbage()
+      helpers.collect_all()
       local tensors, allocs = C.kl_mem_tensor_count(), C.kl_mem_alloc_count()
       for _ = 1, 10 do opt:apply_gradients(g, { w, b }) end
-      collectgarbage()
+      helpers.collect_all()
       assert.are.equal(tensors, C.kl_mem_tensor_count(), cfg[1])
       assert.are.equal(allocs, C.kl_mem_alloc_count(), cfg[1])
     end

@@ -3,6 +3,7 @@
 -- allocations that reached malloc stays put), and live tensors do not grow.
 local klua = require("klua")
 local L = klua.layers
+local helpers = require("helpers")
 
 describe("a steady-state training step", function()
   it("allocates no new storage and leaks no tensors", function()
@@ -38,10 +39,10 @@ describe("a steady-state training step", function()
       end
     end
     steps(600)
-    collectgarbage(); collectgarbage()
+    helpers.collect_all()
     local before = klua.memory()
     steps(300)
-    collectgarbage(); collectgarbage()
+    helpers.collect_all()
     local after = klua.memory()
     assert.are.equal(before.allocations, after.allocations)
     assert.are.equal(before.tensors, after.tensors)
