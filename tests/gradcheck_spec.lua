@@ -181,6 +181,10 @@ do
     { shapes = { { 1, 6, 5, 1 }, { 2, 2, 1, 2 } }, call = function(x, k) return nn.conv(x, k, { dilation_rate = { 2, 1 }, padding = "same" }) end },
     { shapes = { { 2, 3, 3, 3 }, { 1, 1, 3, 2 } }, call = function(x, k) return nn.conv(x, k) end },   -- pointwise path
     { shapes = { { 2, 7, 2 }, { 3, 2, 2 } }, call = function(x, k) return nn.conv(x, k, { padding = "causal", dilation_rate = 2 }) end },
+    -- the direct loop's blocks of 4 interior pixels (one group, outputs a multiple of 16), with borders around
+    { shapes = { { 1, 3, 9, 2 }, { 2, 3, 2, 16 }, { 16 } }, call = function(x, k, b) return nn.conv(x, k, { bias = b, padding = "same", activation = "sigmoid" }) end },
+    { shapes = { { 1, 3, 12, 1 }, { 2, 3, 1, 16 } }, call = function(x, k) return nn.conv(x, k, { strides = { 1, 2 }, padding = "same" }) end },
+    { shapes = { { 1, 2, 11, 3 }, { 1, 3, 3, 32 } }, call = function(x, k) return nn.conv(x, k, { dilation_rate = { 1, 2 }, activation = "sigmoid" }) end },
     -- the fused activation on each forward path: direct loop, pointwise, im2col blocks, 1-D
     { shapes = { { 2, 4, 5, 2 }, { 2, 3, 2, 3 }, { 3 } }, call = function(x, k, b) return nn.conv(x, k, { bias = b, activation = "sigmoid" }) end },
     { shapes = { { 1, 2, 3, 40 }, { 1, 1, 40, 2 } }, call = function(x, k) return nn.conv(x, k, { activation = "sigmoid" }) end },   -- K 40: pointwise
