@@ -230,10 +230,6 @@ static inline void direct_pixel(const conv_geom *g, const float *x, const float 
       out[o] = acc;
     }
   }
-  /* the pixel's outputs are in cache: the fused activation now */
-  float *row = y + r * O;
-  if (g->act == KL_ACT_RELU) for (int64_t o = 0; o < O; o++) row[o] = row[o] > 0 ? row[o] : 0.0f;
-  else if (g->act == KL_ACT_SIGMOID) for (int64_t o = 0; o < O; o++) row[o] = 1.0f / (1.0f + kl_exp(-row[o]));
 }
 
 /* y = conv(x, k) + bias by direct accumulation, for thin patches (a first
@@ -268,8 +264,6 @@ static inline void direct_pixels(const conv_geom *g, const float *img, const flo
       *(v8f *)(out + p * O + o0 + 8) = a[p][1];
     }
   }
-  if (g->act == KL_ACT_RELU) for (int64_t i = 0; i < PIX * O; i++) out[i] = out[i] > 0 ? out[i] : 0.0f;
-  else if (g->act == KL_ACT_SIGMOID) for (int64_t i = 0; i < PIX * O; i++) out[i] = 1.0f / (1.0f + kl_exp(-out[i]));
 }
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -313,6 +307,8 @@ static void conv_direct(const conv_geom *g, const float *x, const float *k, cons
         direct_pixel(&G, x, k, bias, y, l * G.ow + ox, n, oz, oy, ox);
       }
     }
+    /* the line's outputs are in cache: the fused activation now */
+    if (G.act != KL_ACT_LINEAR) kl_activate(y + l * G.ow * O, G.ow * O, G.act);
   );
 }
 
@@ -337,11 +333,7 @@ static int conv_forward(const conv_geom *g, const float *x, const float *k, cons
     for (int64_t grp = 0; grp < g->groups; grp++)
       kl_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)og, (int)cg, 1.0f, x + grp * cg, (int)C,
                   k + grp * og, (int)O, bias ? 1.0f : 0.0f, y + grp * og, (int)O);
-    if (g->act != KL_ACT_LINEAR) {
-      const int64_t total = R * O, B = 8192;
-      KL_PAR_FOR_W((total + B - 1) / B, total, blk,
-        int64_t lo = blk * B; kl_activate(y + lo, total - lo < B ? total - lo : B, g->act););
-    }
+    kl_activate_all(y, R * O, g->act);
     return 0;
   }
   const int64_t br = block_rows(g), nb = (R + br - 1) / br;

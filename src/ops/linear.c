@@ -32,12 +32,7 @@ kl_tensor *op_linear_fwd(kl_tensor **in, int n, const kl_attrs *a) {
                     wc->data, (int)N, 1.0f, out->data, (int)N);
       }
     }
-    if (act != KL_ACT_LINEAR) {
-      float *Y = out->data;
-      int64_t total = out->count, B = 8192;
-      KL_PAR_FOR_W((total + B - 1) / B, total, blk,
-        int64_t lo = blk * B; kl_activate(Y + lo, total - lo < B ? total - lo : B, act););
-    }
+    kl_activate_all(out->data, out->count, act);
   }
   kl_tensor_release(xc); kl_tensor_release(wc); kl_tensor_release(bc);
   return out;

@@ -101,6 +101,13 @@ static void activate(float *y, int64_t n, int act) {
 
 void kl_activate(float *y, int64_t n, int act) { activate(y, n, act); }
 
+void kl_activate_all(float *y, int64_t n, int act) {
+  if (act == KL_ACT_LINEAR) return;
+  enum { B = 8192 };
+  KL_PAR_FOR_W((n + B - 1) / B, n, blk,
+    int64_t lo = blk * B; activate(y + lo, n - lo < B ? n - lo : B, act););
+}
+
 kl_tensor *kl_activation_grad(kl_tensor *g, kl_tensor *y, int act) {
   if (act == KL_ACT_RELU) return kl_call2(KL_OP__relu_grad, g, y);
   if (act == KL_ACT_SIGMOID) return kl_call2(KL_OP__sigmoid_grad, g, y);

@@ -15,8 +15,9 @@
  * `act` integer attribute): applied in place while the output is in cache,
  * and their backward forms g * act'(y) from the output y. */
 enum { KL_ACT_LINEAR, KL_ACT_RELU, KL_ACT_SIGMOID };
-/* y[0..n) = act(y), compiled per ISA (scratch.c). */
+/* y[0..n) = act(y), compiled per ISA (scratch.c); _all splits a large y over the pool. */
 void kl_activate(float *y, int64_t n, int act);
+void kl_activate_all(float *y, int64_t n, int act);
 /* The gradient before the activation: g * act'(y) as a new tensor, or g retained for none. */
 struct kl_tensor *kl_activation_grad(struct kl_tensor *g, struct kl_tensor *y, int act);
 
